@@ -1,0 +1,101 @@
+import type { ChannelRef } from '../src/queue/types.ts';
+
+export type Lang = 'en' | 'zh';
+
+/** A button (Telegram) or numbered choice (WeChat, shell). */
+export interface Choice {
+  label: string;
+  /** Callback data (Telegram), or the command the user would type. */
+  data?: string;
+  url?: string;
+  /** Telegram Mini App URL (private chats only). */
+  webAppUrl?: string;
+}
+
+export interface OutgoingMessage {
+  text: string;
+  /** Rows of choices; channels without buttons render them as a numbered list. */
+  choices?: Choice[][];
+  /** Disable link previews (always for secure-form links). */
+  noPreview?: boolean;
+  /** Telegram protect_content. */
+  protect?: boolean;
+  format?: 'plain' | 'markdown';
+}
+
+export interface InboundMessage {
+  channel: string;
+  /** Chat reference for replies. */
+  chat: ChannelRef;
+  messageId?: string;
+  senderId: string;
+  senderName?: string;
+  /** Workspace of the sender (`tg:<id>`, `wx:<id>`, `local`). */
+  workspace: string;
+  /** Workspace of the group when in a group (`tg:group:<id>`). */
+  groupWorkspace?: string;
+  isPrivate: boolean;
+  lang?: Lang;
+  /** Text, caption, edited or forwarded text: every text-bearing part, joined. */
+  text: string;
+  kind: 'text' | 'caption' | 'edited' | 'forwarded' | 'callback' | 'other';
+  /** Callback data for button taps. */
+  callbackData?: string;
+}
+
+export interface EnvInputRequest {
+  workspace: string;
+  model_id: string;
+  vendor: string;
+  vendor_name: string;
+  model_name: string;
+  env_vars: string[];
+  reason: string;
+  url: string;
+  expires_at: string;
+  lang: Lang;
+}
+
+export interface SentRef {
+  chat: ChannelRef;
+  messageId: string;
+}
+
+/** What every channel (telegram, wechat, shell) implements. */
+export interface ChannelAdapter {
+  readonly name: string;
+  readonly capabilities: {
+    deleteInbound: boolean;
+    editMessages: boolean;
+    buttons: boolean;
+    /** Max characters per message. */
+    maxMessageLength: number;
+  };
+  start(onMessage: (msg: InboundMessage) => Promise<void>): Promise<void>;
+  stop(): Promise<void>;
+  send(chat: ChannelRef, msg: OutgoingMessage): Promise<SentRef>;
+  edit?(ref: SentRef, msg: OutgoingMessage): Promise<void>;
+  /** Delete an inbound message; resolves false when the platform refuses (too old, no right). */
+  deleteInbound?(msg: InboundMessage): Promise<boolean>;
+  /** Present the one-time secure form in the channel's own way (card, text prompt, link). */
+  requestEnvInput(chat: ChannelRef, req: EnvInputRequest): Promise<SentRef>;
+  /** Show a key validation result; Telegram edits the card. Default: send the text. */
+  keyResult?(chat: ChannelRef, result: KeyResult): Promise<void>;
+  /** A link that continues `payload` in a private chat with the bot (Telegram deep link). */
+  privateChatLink?(payload: string): string | undefined;
+  /** Whether the sender may change the group's settings (group admin / room owner). */
+  isGroupAdmin?(msg: InboundMessage): Promise<boolean>;
+  /** Stream a reply progressively in the channel's own way; default: core send/edit loop. */
+  streamReply?(chat: ChannelRef, chunks: AsyncIterable<string>, lang: Lang): Promise<string>;
+}
+
+export interface KeyResult {
+  workspace: string;
+  model_id: string;
+  outcome: string;
+  text: string;
+  masked?: string;
+  vendor_name?: string;
+  model_name?: string;
+  lang: Lang;
+}

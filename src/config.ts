@@ -1,0 +1,58 @@
+import path from 'node:path';
+import { ByokError } from './errors.ts';
+
+/** Everything the process reads from its environment, read in one place. */
+export interface Config {
+  dataDir: string;
+  port: number;
+  host: string;
+  publicUrl: string;
+  redisUrl?: string;
+  /** Redis key prefix; tests give each file its own. */
+  redisPrefix: string;
+  masterKey?: string;
+  allowPrivateBaseUrls: boolean;
+  /** Hosts (or host:port) allowed even when they resolve to private addresses. */
+  baseUrlAllowlist: string[];
+  tokenTtlMs: number;
+  platformModelsFile?: string;
+  telegram?: { token: string; webhookUrl?: string; webhookSecret?: string; apiRoot?: string };
+  wechat?: { puppet: string; token?: string };
+  logLevel: string;
+}
+
+function int(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new ByokError('config', `${name} must be a non-negative integer, got "${v}"`);
+  return n;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = int('PORT', env.PORT, 8787);
+  const host = env.HOST || '127.0.0.1';
+  const tg = env.TELEGRAM_BOT_TOKEN
+    ? {
+        token: env.TELEGRAM_BOT_TOKEN,
+        webhookUrl: env.TELEGRAM_WEBHOOK_URL || undefined,
+        webhookSecret: env.TELEGRAM_WEBHOOK_SECRET || undefined,
+        apiRoot: env.TELEGRAM_API_ROOT || undefined,
+      }
+    : undefined;
+  return {
+    dataDir: path.resolve(env.BYOK_DATA_DIR || './data'),
+    port,
+    host,
+    publicUrl: (env.PUBLIC_URL || `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`).replace(/\/+$/, ''),
+    redisUrl: env.REDIS_URL || undefined,
+    redisPrefix: env.BYOK_REDIS_PREFIX || 'byok:',
+    masterKey: env.BYOK_MASTER_KEY || undefined,
+    allowPrivateBaseUrls: env.BYOK_ALLOW_PRIVATE_BASE_URLS === '1',
+    baseUrlAllowlist: (env.BYOK_BASE_URL_ALLOWLIST || '').split(',').map((s) => s.trim()).filter(Boolean),
+    tokenTtlMs: int('BYOK_TOKEN_TTL_SECONDS', env.BYOK_TOKEN_TTL_SECONDS, 15 * 60) * 1000,
+    platformModelsFile: env.BYOK_PLATFORM_MODELS || undefined,
+    telegram: tg,
+    wechat: env.WECHATY_PUPPET ? { puppet: env.WECHATY_PUPPET, token: env.WECHATY_PUPPET_SERVICE_TOKEN } : undefined,
+    logLevel: env.LOG_LEVEL || 'info',
+  };
+}

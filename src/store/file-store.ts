@@ -1,0 +1,198 @@
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import YAML from 'yaml';
+import { ByokError } from '../errors.ts';
+import { isValidWorkspace, SYSTEM_SCOPE, type Store } from './types.ts';
+
+/** Documents kept as YAML for people to read; everything else as JSON. */
+const YAML_DOCS = new Set(['custom_models']);
+const LOCK_STALE_MS = 10_000;
+
+/**
+ * Embedded store: one folder per workspace under `<dataDir>/workspaces/`, each document a
+ * file written atomically (temp file + rename) under a per-scope lock. The lock is an
+ * in-process queue plus a lock file, so the CLI and a running bot can share a data dir.
+ */
+export class FileStore implements Store {
+  readonly kind = 'file' as const;
+  private readonly chains = new Map<string, Promise<unknown>>();
+  private readonly counters = new Map<string, { n: number; expires: number }>();
+
+  constructor(readonly dataDir: string) {}
+
+  private scopeDir(scope: string): string {
+    if (scope !== SYSTEM_SCOPE && !isValidWorkspace(scope)) {
+      throw new ByokError('invalid_input', `invalid workspace id "${scope.slice(0, 80)}"`);
+    }
+    // Colons are not portable in file names.
+    return path.join(this.dataDir, 'workspaces', scope.replace(/:/g, '_'));
+  }
+
+  private docPath(scope: string, name: string): string {
+    if (!/^[a-z][a-z0-9_]{0,63}$/.test(name)) throw new ByokError('invalid_input', `invalid document name "${name}"`);
+    return path.join(this.scopeDir(scope), `${name}.${YAML_DOCS.has(name) ? 'yaml' : 'json'}`);
+  }
+
+  async getDoc<T>(scope: string, name: string): Promise<T | undefined> {
+    const file = this.docPath(scope, name);
+    let text: string;
+    try {
+      text = await fs.readFile(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    return (YAML_DOCS.has(name) ? YAML.parse(text) : JSON.parse(text)) as T;
+  }
+
+  async updateDoc<T, R>(
+    scope: string,
+    name: string,
+    mutate: (current: T | undefined) => Promise<{ value: T | undefined; result: R }> | { value: T | undefined; result: R },
+  ): Promise<R> {
+    const file = this.docPath(scope, name);
+    return this.withLock(scope, async () => {
+      const current = await this.getDoc<T>(scope, name);
+      const { value, result } = await mutate(current);
+      if (value === undefined) {
+        await fs.rm(file, { force: true });
+      } else {
+        const text = YAML_DOCS.has(name) ? YAML.stringify(value) : JSON.stringify(value);
+        await writeAtomic(file, text);
+      }
+      return result;
+    });
+  }
+
+  async listScopes(name: string): Promise<string[]> {
+    const root = path.join(this.dataDir, 'workspaces');
+    let dirs: string[];
+    try {
+      dirs = await fs.readdir(root);
+    } catch {
+      return [];
+    }
+    const ext = YAML_DOCS.has(name) ? 'yaml' : 'json';
+    const out: string[] = [];
+    for (const d of dirs) {
+      try {
+        await fs.access(path.join(root, d, `${name}.${ext}`));
+        out.push(d.replace(/^(tg|wx)_(group_)?/, (_m, a: string, g?: string) => `${a}:${g ? 'group:' : ''}`));
+      } catch {
+        /* no such document */
+      }
+    }
+    return out.sort();
+  }
+
+  private ephemeralPath(key: string): string {
+    return path.join(this.dataDir, 'ephemeral', createHash('sha256').update(key).digest('hex') + '.json');
+  }
+
+  async putEphemeral(key: string, value: string, ttlMs: number): Promise<void> {
+    await writeAtomic(this.ephemeralPath(key), JSON.stringify({ value, expires: Date.now() + ttlMs }));
+  }
+
+  async getEphemeral(key: string): Promise<string | undefined> {
+    const file = this.ephemeralPath(key);
+    try {
+      const rec = JSON.parse(await fs.readFile(file, 'utf8')) as { value: string; expires: number };
+      if (rec.expires <= Date.now()) {
+        await fs.rm(file, { force: true });
+        return undefined;
+      }
+      return rec.value;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async takeEphemeral(key: string): Promise<string | undefined> {
+    const file = this.ephemeralPath(key);
+    // rename is atomic: of two concurrent takers (even in two processes) only one wins.
+    const claimed = `${file}.taken-${randomBytes(6).toString('hex')}`;
+    try {
+      await fs.rename(file, claimed);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+    try {
+      const rec = JSON.parse(await fs.readFile(claimed, 'utf8')) as { value: string; expires: number };
+      return rec.expires > Date.now() ? rec.value : undefined;
+    } finally {
+      await fs.rm(claimed, { force: true });
+    }
+  }
+
+  async deleteEphemeral(key: string): Promise<void> {
+    await fs.rm(this.ephemeralPath(key), { force: true });
+  }
+
+  /** Rate counters are per process in the embedded mode (one process serves everything). */
+  async incr(key: string, ttlMs: number): Promise<number> {
+    const now = Date.now();
+    const c = this.counters.get(key);
+    if (!c || c.expires <= now) {
+      this.counters.set(key, { n: 1, expires: now + ttlMs });
+      if (this.counters.size > 100_000) this.sweepCounters(now);
+      return 1;
+    }
+    c.n += 1;
+    return c.n;
+  }
+
+  private sweepCounters(now: number): void {
+    for (const [k, v] of this.counters) if (v.expires <= now) this.counters.delete(k);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.chains.values()]);
+  }
+
+  private async withLock<R>(scope: string, fn: () => Promise<R>): Promise<R> {
+    const prev = this.chains.get(scope) ?? Promise.resolve();
+    const run = prev.catch(() => undefined).then(() => this.withFileLock(scope, fn));
+    this.chains.set(scope, run);
+    try {
+      return await run;
+    } finally {
+      if (this.chains.get(scope) === run) this.chains.delete(scope);
+    }
+  }
+
+  private async withFileLock<R>(scope: string, fn: () => Promise<R>): Promise<R> {
+    const dir = this.scopeDir(scope);
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    const lock = path.join(dir, '.lock');
+    const deadline = Date.now() + 30_000;
+    for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
+      try {
+        const h = await fs.open(lock, 'wx');
+        await h.close();
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const st = await fs.stat(lock).catch(() => undefined);
+        // A crashed holder leaves the file behind; take over once it is clearly stale.
+        if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) await fs.rm(lock, { force: true });
+        if (Date.now() > deadline) throw new ByokError('internal', `workspace ${scope} is locked`);
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await fs.rm(lock, { force: true });
+    }
+  }
+}
+
+export async function writeAtomic(file: string, text: string, mode = 0o600): Promise<void> {
+  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  await fs.writeFile(tmp, text, { mode });
+  await fs.rename(tmp, file);
+}
