@@ -1,0 +1,272 @@
+import { t, type Lang } from '../i18n/index.ts';
+import type { DeadReason, EnvInputRecord } from './tokens.ts';
+
+/**
+ * Server-rendered HTML for the one-time form. No inline script or style (the CSP forbids
+ * them): the behaviour is `/assets/form.js`, the look `/assets/form.css`. Everything dynamic
+ * is HTML-escaped; the client gets its data through `data-*` attributes.
+ *
+ * The inputs deliberately have no `name` attribute and the submit button starts disabled: if
+ * the script does not run, a native form submission can never carry the plaintext key.
+ */
+
+/** Strings the shared catalogue does not have (page-only). */
+const EXTRA: Record<Lang, Record<string, string>> = {
+  en: {
+    heading: 'Add your {vendor} key',
+    key_label: 'Key for {env}',
+    lead: 'For the chat bot, model {model}.',
+    used: 'This link was already used. The result is sent to your chat.',
+    voided: 'This link was replaced by a newer one. Use the latest link the bot sent you.',
+    expired: 'This link has expired.',
+    ask_again: 'Ask the bot for a new one: {cmd}',
+    gone_title: 'Link no longer valid',
+    not_found_title: 'Link not found',
+    not_found_body: 'Check that you opened the whole link the bot sent you.',
+    loading: 'Preparing encryption…',
+    sealing: 'Sealing…',
+    sending: 'Sending the sealed key…',
+    too_many: 'Too many attempts. Wait a minute and try again.',
+    used_now: 'This link was already used or has expired. Ask the bot for a new one.',
+    still_checking: 'Still checking. You will also get the result in the chat; you can close this page.',
+    what_to_do: 'What to do: ',
+    no_js: 'This form needs JavaScript: your key is encrypted in the browser before it leaves this page.',
+    crypto_failed: 'Encryption could not start in this browser. Try another browser.',
+    expires_in: 'expires in {min} min',
+    expired_now: 'This link has expired. Ask the bot for a new one.',
+    forbidden: 'This link must be opened from the chat that requested it.',
+    bad_request: 'The form could not be sent: {msg}',
+    homepage_note: 'Create or copy your key there, then paste it here — never into the chat.',
+    error_generic: 'Something went wrong on the server. Try again in a moment.',
+  },
+  zh: {
+    heading: '添加你的 {vendor} 密钥',
+    key_label: '{env} 的值',
+    lead: '用于聊天机器人中的模型 {model}。',
+    used: '此链接已被使用，结果会发送到你的聊天中。',
+    voided: '此链接已被新的链接取代。请使用机器人最新发送的链接。',
+    expired: '此链接已过期。',
+    ask_again: '请让机器人重新发送：{cmd}',
+    gone_title: '链接已失效',
+    not_found_title: '链接不存在',
+    not_found_body: '请确认打开的是机器人发送的完整链接。',
+    loading: '正在准备加密…',
+    sealing: '正在加密…',
+    sending: '正在发送加密后的密钥…',
+    too_many: '尝试次数过多，请等一分钟后再试。',
+    used_now: '此链接已被使用或已过期。请让机器人重新发送。',
+    still_checking: '仍在验证中。结果也会发送到聊天中，你可以关闭此页面。',
+    what_to_do: '建议：',
+    no_js: '此表单需要 JavaScript：密钥会在离开此页面之前在浏览器中加密。',
+    crypto_failed: '此浏览器无法启动加密，请换一个浏览器。',
+    expires_in: '{min} 分钟后失效',
+    expired_now: '此链接已过期。请让机器人重新发送。',
+    forbidden: '此链接必须从发起请求的聊天中打开。',
+    bad_request: '表单无法提交：{msg}',
+    homepage_note: '在那里创建或复制密钥，然后粘贴到这里——切勿发到聊天中。',
+    error_generic: '服务器出错了，请稍后再试。',
+  },
+};
+
+// Inline SVG (no emoji font needed; presentation attributes are not inline styles for the CSP).
+const ICON_LOCK =
+  '<svg width="40" height="40" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round">' +
+  '<rect x="4" y="10.5" width="16" height="10.5" rx="2.2"/><path d="M8 10.5V7.5a4 4 0 0 1 8 0v3"/><circle cx="12" cy="15.5" r="1.3"/></svg>';
+const ICON_CLOCK =
+  '<svg width="40" height="40" viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linecap="round" stroke-linejoin="round">' +
+  '<circle cx="12" cy="12" r="9"/><path d="M12 7v5l3 2"/></svg>';
+
+function x(lang: Lang, key: string, params: Record<string, string | number> = {}): string {
+  const text = EXTRA[lang][key] ?? EXTRA.en[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (m, name: string) => (name in params ? String(params[name]) : m));
+}
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"'`]/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function safeHttpUrl(u: string): string | undefined {
+  try {
+    const url = new URL(u);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function shell(lang: Lang, title: string, body: string, bodyAttrs = ''): string {
+  return `<!doctype html>
+<html lang="${lang === 'zh' ? 'zh-CN' : 'en'}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<meta name="robots" content="noindex, nofollow">
+<title>${escapeHtml(title)}</title>
+<link rel="stylesheet" href="/assets/form.css">
+<link rel="icon" href="/favicon.ico">
+</head>
+<body${bodyAttrs}>
+<main class="card">
+${body}
+</main>
+</body>
+</html>
+`;
+}
+
+/** The messages form.js needs, in the page's language. */
+function clientMessages(lang: Lang): Record<string, string> {
+  return {
+    pending: t(lang, 'form.pending'),
+    ok: t(lang, 'form.ok'),
+    error: t(lang, 'form.error'),
+    reload: t(lang, 'form.reload'),
+    empty: t(lang, 'form.empty'),
+    network: t(lang, 'form.network'),
+    loading: x(lang, 'loading'),
+    sealing: x(lang, 'sealing'),
+    sending: x(lang, 'sending'),
+    too_many: x(lang, 'too_many'),
+    gone: x(lang, 'used_now'),
+    still_checking: x(lang, 'still_checking'),
+    what_to_do: x(lang, 'what_to_do'),
+    crypto_failed: x(lang, 'crypto_failed'),
+    expires_in: x(lang, 'expires_in'),
+    expired_now: x(lang, 'expired_now'),
+    forbidden: x(lang, 'forbidden'),
+    bad_request: x(lang, 'bad_request'),
+    error_generic: x(lang, 'error_generic'),
+  };
+}
+
+export interface FormPageInput {
+  record: EnvInputRecord;
+  lang: Lang;
+  /** The box public key, standard base64. */
+  publicKeyB64: string;
+  keyId: string;
+}
+
+export function renderFormPage({ record, lang, publicKeyB64, keyId }: FormPageInput): string {
+  const expires = new Date(record.expires_at);
+  const expiresText = `${expires.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  const home = safeHttpUrl(record.homepage);
+  const fields = record.env_vars
+    .map((env, i) => {
+      const id = `k${i}`;
+      return `<div class="field">
+<label for="${id}">${escapeHtml(x(lang, 'key_label', { env }))}</label>
+<input id="${id}" type="password" data-env="${escapeHtml(env)}" autocomplete="off" autocapitalize="off" autocorrect="off" spellcheck="false" required maxlength="4096" placeholder="${escapeHtml(env)}">
+</div>`;
+    })
+    .join('\n');
+  const body = `<header>
+<div class="lock" aria-hidden="true">${ICON_LOCK}</div>
+<h1>${escapeHtml(x(lang, 'heading', { vendor: record.vendor_name }))}</h1>
+<p class="lead">${escapeHtml(x(lang, 'lead', { model: record.model_name }))}</p>
+</header>
+<dl class="facts">
+<dt>${escapeHtml(t(lang, 'form.vendor'))}</dt><dd>${escapeHtml(record.vendor_name)}</dd>
+<dt>${escapeHtml(t(lang, 'form.model'))}</dt><dd><code>${escapeHtml(record.model_name)}</code> <span class="muted">(custom/${escapeHtml(record.model_id)})</span></dd>
+${record.reason ? `<dt>${escapeHtml(t(lang, 'form.reason'))}</dt><dd>${escapeHtml(record.reason)}</dd>` : ''}
+</dl>
+${
+  home
+    ? `<p class="home"><a href="${escapeHtml(home)}" target="_blank" rel="noopener noreferrer">${escapeHtml(t(lang, 'form.get_key', { vendor: record.vendor_name }))} ↗</a><br><span class="muted">${escapeHtml(x(lang, 'homepage_note'))}</span></p>`
+    : ''
+}
+<noscript><p class="status error">${escapeHtml(x(lang, 'no_js'))}</p></noscript>
+<form id="keyform" autocomplete="off" novalidate>
+${fields}
+<button id="submit" type="submit" disabled>${escapeHtml(t(lang, 'form.submit'))}</button>
+</form>
+<div id="status" class="status" role="status" aria-live="polite"></div>
+<p class="note">${escapeHtml(t(lang, 'form.sealed_note'))}</p>
+<p class="expiry"><span id="expiry">${escapeHtml(t(lang, 'form.expires', { time: expiresText }))}</span> <span id="countdown" class="muted"></span></p>
+<script src="/assets/libsodium.js"></script>
+<script src="/assets/sodium.js"></script>
+<script src="/assets/form.js"></script>`;
+  const attrs =
+    ` data-public-key="${escapeHtml(publicKeyB64)}"` +
+    ` data-key-id="${escapeHtml(keyId)}"` +
+    ` data-expires-at="${escapeHtml(record.expires_at)}"` +
+    ` data-lang="${lang}"` +
+    ` data-messages="${escapeHtml(JSON.stringify(clientMessages(lang)))}"`;
+  return shell(lang, `${t(lang, 'form.title')} · ${record.vendor_name}`, body, attrs);
+}
+
+export function renderGonePage(lang: Lang, reason: Exclude<DeadReason, 'not_found'>, modelId?: string): string {
+  const msg = reason === 'voided' ? x(lang, 'voided') : reason === 'already_used' ? x(lang, 'used') : x(lang, 'expired');
+  const cmd = modelId ? `/byok key ${modelId}` : '/byok key <id>';
+  const body = `<header>
+<div class="lock" aria-hidden="true">${ICON_CLOCK}</div>
+<h1>${escapeHtml(x(lang, 'gone_title'))}</h1>
+</header>
+<p>${escapeHtml(msg)}</p>
+${reason === 'already_used' ? '' : `<p>${escapeHtml(x(lang, 'ask_again', { cmd: '' }))}<code>${escapeHtml(cmd)}</code></p>`}`;
+  return shell(lang, x(lang, 'gone_title'), body);
+}
+
+export function renderNotFoundPage(lang: Lang): string {
+  const body = `<header>
+<div class="lock" aria-hidden="true">${ICON_CLOCK}</div>
+<h1>${escapeHtml(x(lang, 'not_found_title'))}</h1>
+</header>
+<p>${escapeHtml(t(lang, 'form.not_found'))} ${escapeHtml(x(lang, 'not_found_body'))}</p>`;
+  return shell(lang, x(lang, 'not_found_title'), body);
+}
+
+export function renderErrorPage(lang: Lang, status: number): string {
+  const text = status === 429 ? x(lang, 'too_many') : status === 403 ? x(lang, 'forbidden') : x(lang, 'error_generic');
+  return shell(lang, String(status), `<h1>${status}</h1><p>${escapeHtml(text)}</p>`);
+}
+
+export const FORM_CSS = `:root {
+  color-scheme: light dark;
+  --bg: #f4f5f7; --card: #ffffff; --fg: #1d2330; --muted: #667085; --line: #d9dde3;
+  --accent: #2563eb; --accent-fg: #ffffff; --ok: #157347; --ok-bg: #e8f5ee; --err: #b42318; --err-bg: #fdecea;
+  --pending-bg: #eef3fe;
+}
+@media (prefers-color-scheme: dark) {
+  :root { --bg: #0f1115; --card: #181b22; --fg: #e6e8ec; --muted: #9aa3b2; --line: #2b303b;
+    --accent: #4f83ff; --ok: #5cc98b; --ok-bg: #12271c; --err: #ff7b72; --err-bg: #2d1414; --pending-bg: #162033; }
+}
+* { box-sizing: border-box; }
+html, body { margin: 0; padding: 0; }
+body { background: var(--bg); color: var(--fg);
+  font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif;
+  min-height: 100vh; display: flex; align-items: flex-start; justify-content: center; padding: 32px 16px; }
+.card { background: var(--card); width: 100%; max-width: 480px; border: 1px solid var(--line); border-radius: 14px;
+  padding: 28px 28px 20px; box-shadow: 0 6px 24px rgba(16, 24, 40, .08); }
+header { text-align: center; margin-bottom: 18px; }
+.lock { line-height: 0; color: var(--accent); }
+h1 { font-size: 22px; margin: 10px 0 4px; }
+.lead { margin: 0; color: var(--muted); }
+.facts { display: grid; grid-template-columns: max-content 1fr; gap: 6px 14px; margin: 0 0 16px;
+  padding: 12px 14px; border: 1px solid var(--line); border-radius: 10px; }
+.facts dt { color: var(--muted); }
+.facts dd { margin: 0; overflow-wrap: anywhere; }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .92em; }
+.muted { color: var(--muted); font-size: .9em; }
+.home { margin: 0 0 18px; }
+a { color: var(--accent); }
+.field { margin-bottom: 14px; }
+label { display: block; font-weight: 600; margin-bottom: 6px; font-size: .95em; }
+input[type=password] { width: 100%; padding: 11px 12px; font: inherit; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+  color: var(--fg); background: var(--card); border: 1px solid var(--line); border-radius: 8px; }
+input[type=password]:focus { outline: 2px solid var(--accent); outline-offset: 1px; border-color: var(--accent); }
+button { width: 100%; padding: 12px; font: inherit; font-weight: 600; color: var(--accent-fg); background: var(--accent);
+  border: 0; border-radius: 8px; cursor: pointer; }
+button:disabled { opacity: .55; cursor: not-allowed; }
+.status { margin: 14px 0 0; padding: 0; border-radius: 8px; }
+.status:empty { display: none; }
+.status.pending, .status.ok, .status.error, .status.info { padding: 10px 12px; }
+.status.pending, .status.info { background: var(--pending-bg); }
+.status.ok { background: var(--ok-bg); color: var(--ok); }
+.status.error { background: var(--err-bg); color: var(--err); }
+.status .todo { display: block; margin-top: 4px; color: var(--fg); }
+.note { font-size: .88em; color: var(--muted); margin: 16px 0 4px; }
+.expiry { font-size: .88em; color: var(--muted); margin: 0; }
+form.done { display: none; }
+`;

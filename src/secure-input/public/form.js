@@ -1,0 +1,299 @@
+/*
+ * The one-time secure form. Plain browser JavaScript, no build step, served from our origin.
+ * The key is sealed here with libsodium's crypto_box_seal (anonymous sender, the worker's
+ * public key from the page); only the sealed box leaves the browser. The plaintext value is
+ * cleared from the input as soon as it is sealed. Nothing is fetched from another origin.
+ */
+(function () {
+  'use strict';
+
+  var body = document.body;
+  var form = document.getElementById('keyform');
+  var button = document.getElementById('submit');
+  var statusEl = document.getElementById('status');
+  var countdownEl = document.getElementById('countdown');
+  if (!form || !button || !statusEl) return;
+
+  var messages = {};
+  try {
+    messages = JSON.parse(body.getAttribute('data-messages') || '{}');
+  } catch (e) {
+    messages = {};
+  }
+  function msg(key, params) {
+    var text = messages[key] || key;
+    if (params) {
+      text = text.replace(/\{(\w+)\}/g, function (m, name) {
+        return Object.prototype.hasOwnProperty.call(params, name) ? String(params[name]) : m;
+      });
+    }
+    return text;
+  }
+
+  var publicKeyB64 = body.getAttribute('data-public-key') || '';
+  var keyId = body.getAttribute('data-key-id') || '';
+  var expiresAt = Date.parse(body.getAttribute('data-expires-at') || '');
+  var basePath = location.pathname.replace(/\/+$/, '');
+  var statusPath = basePath + '/status';
+  var submitted = false;
+  var sodiumReady = false;
+
+  function show(kind, text, todo) {
+    statusEl.className = 'status ' + kind;
+    statusEl.textContent = text;
+    if (todo) {
+      var span = document.createElement('span');
+      span.className = 'todo';
+      span.textContent = msg('what_to_do') + todo;
+      statusEl.appendChild(span);
+    }
+  }
+
+  function inputs() {
+    return Array.prototype.slice.call(form.querySelectorAll('input[data-env]'));
+  }
+
+  function clearInputs() {
+    inputs().forEach(function (input) {
+      input.value = '';
+    });
+  }
+
+  // Telegram Mini App launch data (in the URL fragment, never sent to the server by the
+  // browser on its own); forwarded so the server can check who opened the form.
+  function telegramInitData() {
+    try {
+      if (window.Telegram && window.Telegram.WebApp && window.Telegram.WebApp.initData) {
+        return window.Telegram.WebApp.initData;
+      }
+      var hash = location.hash ? location.hash.slice(1) : '';
+      if (!hash) return '';
+      return new URLSearchParams(hash).get('tgWebAppData') || '';
+    } catch (e) {
+      return '';
+    }
+  }
+
+  function updateCountdown() {
+    if (!countdownEl || isNaN(expiresAt)) return;
+    var left = expiresAt - Date.now();
+    if (left <= 0) {
+      countdownEl.textContent = '';
+      if (!submitted) {
+        button.disabled = true;
+        show('error', msg('expired_now'));
+      }
+      return;
+    }
+    countdownEl.textContent = '(' + msg('expires_in', { min: Math.max(1, Math.ceil(left / 60000)) }) + ')';
+  }
+
+  function showLocalExpiry() {
+    var el = document.getElementById('expiry');
+    if (!el || isNaN(expiresAt)) return;
+    try {
+      var local = new Date(expiresAt).toLocaleString(document.documentElement.lang || undefined, {
+        dateStyle: 'medium',
+        timeStyle: 'short',
+      });
+      // Replace the UTC time the server rendered with the local one.
+      el.textContent = el.textContent.replace(/\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC/, local);
+    } catch (e) {
+      /* keep the UTC text */
+    }
+  }
+
+  var pollTimer = null;
+  var pollStarted = 0;
+  var POLL_MS = 1000;
+  var POLL_GIVE_UP_MS = 10 * 60 * 1000;
+
+  function poll() {
+    fetch(statusPath, { method: 'GET', credentials: 'same-origin', cache: 'no-store', referrerPolicy: 'no-referrer' })
+      .then(function (res) {
+        return res.json().then(
+          function (data) {
+            return { code: res.status, data: data };
+          },
+          function () {
+            return { code: res.status, data: {} };
+          },
+        );
+      })
+      .then(function (r) {
+        var d = r.data || {};
+        if (r.code === 200 && d.status === 'ok') {
+          show('ok', (d.message || msg('ok')) + (d.masked_key ? ' (' + d.masked_key + ')' : ''));
+          return;
+        }
+        if (r.code === 200 && d.status === 'error') {
+          show('error', d.message || msg('error'), d.what_to_do || '');
+          return;
+        }
+        if (Date.now() - pollStarted > POLL_GIVE_UP_MS) {
+          show('info', msg('still_checking'));
+          return;
+        }
+        if (r.code === 200 || r.code === 429 || r.code >= 500) {
+          if (r.code === 200) show('pending', msg('pending'));
+          pollTimer = setTimeout(poll, r.code === 429 ? 5 * POLL_MS : POLL_MS);
+          return;
+        }
+        // 404 / 410: the status is gone (more than an hour later); the chat has the result.
+        show('info', msg('still_checking'));
+      })
+      .catch(function () {
+        if (Date.now() - pollStarted > POLL_GIVE_UP_MS) {
+          show('info', msg('still_checking'));
+          return;
+        }
+        pollTimer = setTimeout(poll, 2 * POLL_MS);
+      });
+  }
+
+  function startPolling() {
+    pollStarted = Date.now();
+    if (pollTimer) clearTimeout(pollTimer);
+    show('pending', msg('pending'));
+    pollTimer = setTimeout(poll, POLL_MS);
+  }
+
+  function submit(event) {
+    event.preventDefault();
+    if (submitted || !sodiumReady) return;
+    var sodium = window.sodium;
+    var fields = inputs();
+    var empty = fields.filter(function (input) {
+      return input.value.trim() === '';
+    });
+    if (empty.length > 0) {
+      show('error', msg('empty'));
+      empty[0].focus();
+      return;
+    }
+    button.disabled = true;
+    show('pending', msg('sealing'));
+    var sealed = {};
+    try {
+      var publicKey = sodium.from_base64(publicKeyB64, sodium.base64_variants.ORIGINAL);
+      fields.forEach(function (input) {
+        var plain = sodium.from_string(input.value.trim());
+        input.value = '';
+        var box = sodium.crypto_box_seal(plain, publicKey);
+        sodium.memzero(plain);
+        sealed[input.getAttribute('data-env')] = sodium.to_base64(box, sodium.base64_variants.ORIGINAL);
+      });
+    } catch (e) {
+      clearInputs();
+      button.disabled = false;
+      show('error', msg('crypto_failed'));
+      return;
+    }
+    clearInputs();
+    submitted = true;
+    show('pending', msg('sending'));
+
+    var headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
+    var initData = telegramInitData();
+    if (initData) headers['X-Telegram-Init-Data'] = initData;
+
+    fetch(basePath, {
+      method: 'POST',
+      headers: headers,
+      body: JSON.stringify({ key_id: keyId, sealed: sealed }),
+      credentials: 'same-origin',
+      cache: 'no-store',
+      referrerPolicy: 'no-referrer',
+    })
+      .then(function (res) {
+        return res.json().then(
+          function (data) {
+            return { code: res.status, data: data };
+          },
+          function () {
+            return { code: res.status, data: {} };
+          },
+        );
+      })
+      .then(function (r) {
+        var d = r.data || {};
+        if (r.code === 202) {
+          form.classList.add('done');
+          startPolling();
+          return;
+        }
+        submitted = false;
+        if (r.code === 409) {
+          show('error', msg('reload'));
+          return; // keep the button disabled: the page must be reloaded
+        }
+        if (r.code === 410 || r.code === 404) {
+          form.classList.add('done');
+          show('error', msg('gone'));
+          return;
+        }
+        if (r.code === 429) {
+          button.disabled = false;
+          show('error', msg('too_many'));
+          return;
+        }
+        if (r.code === 403) {
+          show('error', msg('forbidden'));
+          return;
+        }
+        button.disabled = false;
+        if (r.code >= 400 && r.code < 500) {
+          show('error', msg('bad_request', { msg: d.error || String(r.code) }));
+          return;
+        }
+        show('error', msg('error_generic'));
+      })
+      .catch(function () {
+        // The request may or may not have arrived; the status tells us which.
+        fetch(statusPath, { cache: 'no-store', credentials: 'same-origin' })
+          .then(function (res) {
+            return res.ok ? res.json() : null;
+          })
+          .then(function (d) {
+            if (d && d.status && d.status !== 'awaiting_input') {
+              form.classList.add('done');
+              startPolling();
+            } else {
+              submitted = false;
+              button.disabled = false;
+              show('error', msg('network'));
+            }
+          })
+          .catch(function () {
+            submitted = false;
+            button.disabled = false;
+            show('error', msg('network'));
+          });
+      });
+  }
+
+  form.addEventListener('submit', submit);
+  showLocalExpiry();
+  updateCountdown();
+  setInterval(updateCountdown, 15000);
+
+  if (!window.sodium || !window.sodium.ready) {
+    show('error', msg('crypto_failed'));
+    return;
+  }
+  show('info', msg('loading'));
+  window.sodium.ready.then(
+    function () {
+      sodiumReady = true;
+      statusEl.className = 'status';
+      statusEl.textContent = '';
+      if (isNaN(expiresAt) || expiresAt > Date.now()) button.disabled = false;
+      body.setAttribute('data-ready', '1');
+      var first = inputs()[0];
+      if (first) first.focus();
+    },
+    function () {
+      show('error', msg('crypto_failed'));
+    },
+  );
+})();

@@ -1,0 +1,366 @@
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Lang } from '../i18n/index.ts';
+import type { Store } from '../store/types.ts';
+import { FORM_CSS, renderErrorPage, renderFormPage, renderGonePage, renderNotFoundPage } from './page.ts';
+import { hashToken, isTokenShaped, type EnvInputRecord, type EnvInputRequests, type LookupResult } from './tokens.ts';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * Telegram Mini App launch data (`initData`) the form forwards in `X-Telegram-Init-Data`,
+     * for `verifyLaunch`. Undefined when the form was not opened as a Mini App.
+     */
+    telegramInitData?: string;
+  }
+}
+
+/** The worker's box key pair, public half (from `src/secrets/box-keys.ts`). */
+export interface BoxKeySource {
+  current(): Promise<{ id: string; publicKey: Uint8Array }>;
+}
+
+export interface SubmissionContext {
+  /** The redeemed request (workspace, channel, env vars, model, lang...). */
+  record: EnvInputRecord;
+  token_hash: string;
+  /** The sealed box of the first (usually only) env var, `record.env_vars[0]`. */
+  sealed: Uint8Array;
+  /** Every sealed box, by env var name (one per `record.env_vars`). */
+  boxes: Record<string, Uint8Array>;
+  /** The box key id the page sealed with (equal to `boxKeys.current().id` at redeem time). */
+  key_id: string;
+}
+
+export interface RateLimits {
+  /** Window of the per-IP counters. */
+  windowMs: number;
+  /** `GET /s/<token>` per IP per window. */
+  pageGetsPerIp: number;
+  /** `GET /s/<token>/status` per IP per window (the page polls every second). */
+  statusGetsPerIp: number;
+  /** `/assets/*` per IP per window. */
+  assetGetsPerIp: number;
+  /** `POST /s/<token>` per IP per window. */
+  postsPerIp: number;
+  /** `POST /s/<token>` attempts per token (over `postsPerTokenWindowMs`). */
+  postsPerToken: number;
+  postsPerTokenWindowMs: number;
+}
+
+export const DEFAULT_RATE_LIMITS: RateLimits = {
+  windowMs: 60_000,
+  pageGetsPerIp: 30,
+  statusGetsPerIp: 180,
+  assetGetsPerIp: 300,
+  postsPerIp: 20,
+  postsPerToken: 5,
+  postsPerTokenWindowMs: 60 * 60_000,
+};
+
+type LogFn = (obj: object, msg?: string) => void;
+export interface ServerLogger {
+  debug: LogFn;
+  info: LogFn;
+  warn: LogFn;
+  error: LogFn;
+}
+
+export interface SecureInputDeps {
+  store: Store;
+  requests: EnvInputRequests;
+  boxKeys: BoxKeySource;
+  /** Stores the sealed box(es) and enqueues `validate-key`. A throw puts the token back. */
+  onSubmit: (ctx: SubmissionContext) => Promise<void>;
+  logger: ServerLogger;
+  rateLimits?: Partial<RateLimits>;
+  /**
+   * Optional launch check (Telegram Mini App `initData`, see `request.telegramInitData`).
+   * Called on `POST /s/<token>` before the token is redeemed; `false` answers 403 and leaves
+   * the token usable. (The page `GET` cannot carry initData: it lives in the URL fragment.)
+   */
+  verifyLaunch?: (record: EnvInputRecord, req: FastifyRequest) => Promise<boolean>;
+  /** Behind a reverse proxy: trust X-Forwarded-For for the client IP (rate limits). */
+  trustProxy?: boolean | string | string[];
+  /** Maximum POST body, bytes (default 16 KiB). */
+  bodyLimit?: number;
+}
+
+export const CSP =
+  "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
+  "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+const DEFAULT_BODY_LIMIT = 16 * 1024;
+const MAX_SEALED_BYTES = 4096 + 48;
+const SEAL_OVERHEAD = 48; // crypto_box_SEALBYTES
+const B64_RE = /^[A-Za-z0-9+/_-]+={0,2}$/;
+
+interface Asset {
+  body: Buffer;
+  type: string;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+let assetsPromise: Promise<Record<string, Asset>> | undefined;
+
+/**
+ * libsodium for the browser, from our own origin: the UMD builds from node_modules. The core
+ * (`libsodium.js`, wasm inlined, sets `window.libsodium`) loads first, then the wrappers
+ * (`sodium.js`, sets `window.sodium`). Instantiating the wasm needs `'wasm-unsafe-eval'`.
+ */
+function loadAssets(): Promise<Record<string, Asset>> {
+  assetsPromise ??= (async () => {
+    const require = createRequire(import.meta.url);
+    const wrappersMain = require.resolve('libsodium-wrappers'); // dist/modules/libsodium-wrappers.js (UMD)
+    const coreMain = require.resolve('libsodium'); // dist/modules/libsodium.js (UMD)
+    const js = 'text/javascript; charset=utf-8';
+    const [wrappers, core, form] = await Promise.all([
+      readFile(wrappersMain),
+      readFile(coreMain),
+      readFile(path.join(here, 'public', 'form.js')),
+    ]);
+    return {
+      'sodium.js': { body: wrappers, type: js },
+      'libsodium.js': { body: core, type: js },
+      'form.js': { body: form, type: js },
+      'form.css': { body: Buffer.from(FORM_CSS, 'utf8'), type: 'text/css; charset=utf-8' },
+    };
+  })();
+  assetsPromise.catch(() => {
+    assetsPromise = undefined;
+  });
+  return assetsPromise;
+}
+
+function pickLang(req: FastifyRequest, fallback?: Lang): Lang {
+  const q = (req.query as Record<string, unknown> | undefined)?.lang;
+  if (q === 'zh' || q === 'en') return q;
+  if (fallback) return fallback;
+  const al = req.headers['accept-language'];
+  return typeof al === 'string' && /^\s*zh\b/i.test(al) ? 'zh' : 'en';
+}
+
+function deadJson(dead: Extract<LookupResult, { ok: false }>): { status: number; body: Record<string, unknown> } {
+  if (dead.reason === 'not_found') return { status: 404, body: { ok: false, code: 'not_found', error: 'Unknown link.' } };
+  if (dead.reason === 'expired') {
+    return { status: 410, body: { ok: false, code: 'expired', reason: 'expired', error: 'This link has expired; ask the bot for a new one.' } };
+  }
+  return {
+    status: 410,
+    body: {
+      ok: false,
+      code: 'already_used',
+      reason: dead.reason,
+      error: dead.reason === 'voided' ? 'This link was replaced by a newer one.' : 'This link was already used.',
+    },
+  };
+}
+
+interface PostBody {
+  key_id: string;
+  sealed: Record<string, string>;
+}
+
+function parseBody(raw: unknown, envVars: string[]): { ok: true; body: PostBody; boxes: Record<string, Uint8Array> } | { ok: false; error: string } {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, error: 'expected a JSON object {key_id, sealed}' };
+  const b = raw as Record<string, unknown>;
+  if (typeof b.key_id !== 'string' || b.key_id.length === 0 || b.key_id.length > 128) return { ok: false, error: 'key_id is required' };
+  const sealed = b.sealed;
+  if (!sealed || typeof sealed !== 'object' || Array.isArray(sealed)) return { ok: false, error: 'sealed must be an object {ENV_VAR: base64}' };
+  const entries = Object.entries(sealed as Record<string, unknown>);
+  const expected = new Set(envVars);
+  for (const [env] of entries) if (!expected.has(env)) return { ok: false, error: `unexpected env var ${env.slice(0, 64)}` };
+  const boxes: Record<string, Uint8Array> = {};
+  for (const env of envVars) {
+    const v = (sealed as Record<string, unknown>)[env];
+    if (typeof v !== 'string' || !B64_RE.test(v)) return { ok: false, error: `sealed.${env} must be base64` };
+    const bytes = Buffer.from(v, 'base64');
+    if (bytes.length <= SEAL_OVERHEAD || bytes.length > MAX_SEALED_BYTES) return { ok: false, error: `sealed.${env} is not a sealed box` };
+    boxes[env] = new Uint8Array(bytes);
+  }
+  return { ok: true, body: { key_id: b.key_id, sealed: sealed as Record<string, string> }, boxes };
+}
+
+export function buildServer(deps: SecureInputDeps): FastifyInstance {
+  const limits: RateLimits = { ...DEFAULT_RATE_LIMITS, ...(deps.rateLimits ?? {}) };
+  const { store, requests, logger } = deps;
+  const hsts = requests.publicUrl.startsWith('https://');
+
+  const app = Fastify({
+    // Fastify's own request logging would write URLs, and a URL here carries a token.
+    logger: false,
+    bodyLimit: deps.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    trustProxy: deps.trustProxy ?? false,
+    return503OnClosing: true,
+  });
+
+  app.decorateRequest('telegramInitData', undefined);
+
+  app.addHook('onRequest', async (req) => {
+    const h = req.headers['x-telegram-init-data'];
+    if (typeof h === 'string' && h.length > 0 && h.length <= 8192) req.telegramInitData = h;
+  });
+
+  // Every response, errors and 404s included.
+  app.addHook('onSend', async (_req, reply, payload) => {
+    reply.header('Content-Security-Policy', CSP);
+    reply.header('Referrer-Policy', 'no-referrer');
+    reply.header('Cache-Control', 'no-store');
+    reply.header('X-Frame-Options', 'DENY');
+    reply.header('X-Content-Type-Options', 'nosniff');
+    reply.header('X-Robots-Tag', 'noindex, nofollow');
+    reply.header('Cross-Origin-Opener-Policy', 'same-origin');
+    reply.header('Cross-Origin-Resource-Policy', 'same-origin');
+    if (hsts) reply.header('Strict-Transport-Security', 'max-age=31536000');
+    return payload;
+  });
+
+  // Route pattern only: never the URL (token) nor the body.
+  app.addHook('onResponse', async (req, reply) => {
+    const entry = {
+      method: req.method,
+      route: req.routeOptions?.url ?? 'unmatched',
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime),
+    };
+    if (req.method === 'POST' || reply.statusCode >= 500) logger.info(entry, 'secure-input http');
+    else logger.debug(entry, 'secure-input http');
+  });
+
+  app.setErrorHandler(async (err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) logger.error({ err: { type: err.name, code: err.code }, route: req.routeOptions?.url }, 'secure-input error');
+    let body: Record<string, unknown>;
+    if (status === 413) body = { ok: false, code: 'too_large', error: 'The request is too large.' };
+    else if (status === 415) body = { ok: false, code: 'invalid_input', error: 'Send application/json.' };
+    else if (status < 500) body = { ok: false, code: 'invalid_input', error: 'Bad request.' };
+    else body = { ok: false, code: 'internal', error: 'Internal error; try again.' };
+    if (req.method === 'GET' && status >= 500 && req.routeOptions?.url === '/s/:token') {
+      return reply.code(status).type('text/html; charset=utf-8').send(renderErrorPage(pickLang(req), status));
+    }
+    return reply.code(status).send(body);
+  });
+
+  app.setNotFoundHandler(async (req, reply) => {
+    if (req.method === 'GET' && /\btext\/html\b/.test(String(req.headers.accept ?? ''))) {
+      return reply.code(404).type('text/html; charset=utf-8').send(renderNotFoundPage(pickLang(req)));
+    }
+    return reply.code(404).send({ ok: false, code: 'not_found', error: 'Not found.' });
+  });
+
+  /** true when over the limit (429 already prepared). */
+  async function overLimit(reply: FastifyReply, key: string, max: number, windowMs: number): Promise<boolean> {
+    const n = await store.incr(`rl:secure-input:${key}`, windowMs);
+    if (n <= max) return false;
+    reply.header('Retry-After', String(Math.max(1, Math.ceil(windowMs / 1000))));
+    reply.code(429);
+    return true;
+  }
+
+  app.get('/healthz', async () => ({ ok: true }));
+
+  app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
+
+  app.get<{ Params: { name: string } }>('/assets/:name', async (req, reply) => {
+    if (await overLimit(reply, `asset:${req.ip}`, limits.assetGetsPerIp, limits.windowMs)) {
+      return reply.send({ ok: false, code: 'rate_limited', error: 'Too many requests.' });
+    }
+    const assets = await loadAssets();
+    const asset = Object.hasOwn(assets, req.params.name) ? assets[req.params.name] : undefined;
+    if (!asset) return reply.code(404).send({ ok: false, code: 'not_found', error: 'Not found.' });
+    return reply.type(asset.type).send(asset.body);
+  });
+
+  // The form. Never burns the token: link-preview crawlers fetch it seconds after it is sent.
+  app.get<{ Params: { token: string } }>('/s/:token', async (req, reply) => {
+    if (await overLimit(reply, `page:${req.ip}`, limits.pageGetsPerIp, limits.windowMs)) {
+      return reply.type('text/html; charset=utf-8').send(renderErrorPage(pickLang(req), 429));
+    }
+    const found = await requests.lookup(req.params.token);
+    if (!found.ok) {
+      if (found.reason === 'not_found') {
+        return reply.code(404).type('text/html; charset=utf-8').send(renderNotFoundPage(pickLang(req)));
+      }
+      return reply
+        .code(410)
+        .type('text/html; charset=utf-8')
+        .send(renderGonePage(pickLang(req, found.hint?.lang), found.reason, found.hint?.model_id));
+    }
+    const key = await deps.boxKeys.current();
+    const html = renderFormPage({
+      record: found.record,
+      lang: pickLang(req, found.record.lang),
+      publicKeyB64: Buffer.from(key.publicKey).toString('base64'),
+      keyId: key.id,
+    });
+    return reply.type('text/html; charset=utf-8').send(html);
+  });
+
+  app.get<{ Params: { token: string } }>('/s/:token/status', async (req, reply) => {
+    if (await overLimit(reply, `status:${req.ip}`, limits.statusGetsPerIp, limits.windowMs)) {
+      return reply.send({ ok: false, code: 'rate_limited', error: 'Too many requests.' });
+    }
+    const token = req.params.token;
+    if (!isTokenShaped(token)) return reply.code(404).send({ ok: false, code: 'not_found', error: 'Unknown link.' });
+    const status = await requests.getStatus(token);
+    if (status) return reply.send(status);
+    const found = await requests.lookup(token);
+    if (found.ok) return reply.send({ status: 'awaiting_input' });
+    const dead = deadJson(found);
+    return reply.code(dead.status).send(dead.body);
+  });
+
+  app.post<{ Params: { token: string } }>('/s/:token', async (req, reply) => {
+    const token = req.params.token;
+    if (await overLimit(reply, `post:${req.ip}`, limits.postsPerIp, limits.windowMs)) {
+      return reply.send({ ok: false, code: 'rate_limited', error: 'Too many requests.' });
+    }
+    if (!isTokenShaped(token)) return reply.code(404).send({ ok: false, code: 'not_found', error: 'Unknown link.' });
+    if (await overLimit(reply, `post-token:${hashToken(token)}`, limits.postsPerToken, limits.postsPerTokenWindowMs)) {
+      return reply.send({ ok: false, code: 'rate_limited', error: 'Too many attempts for this link.' });
+    }
+
+    const found = await requests.lookup(token);
+    if (!found.ok) {
+      const dead = deadJson(found);
+      return reply.code(dead.status).send(dead.body);
+    }
+    if (deps.verifyLaunch && !(await deps.verifyLaunch(found.record, req))) {
+      return reply.code(403).send({ ok: false, code: 'forbidden', error: 'This form must be opened from the chat that asked for it.' });
+    }
+    const parsed = parseBody(req.body, found.record.env_vars);
+    if (!parsed.ok) return reply.code(400).send({ ok: false, code: 'invalid_input', error: parsed.error });
+    const current = await deps.boxKeys.current();
+    if (parsed.body.key_id !== current.id) {
+      return reply.code(409).send({ ok: false, code: 'stale_key_id', error: 'The page is out of date; reload it.' });
+    }
+
+    // Single use: of two concurrent POSTs exactly one gets the record.
+    const redeemed = await requests.redeem(token);
+    if (!redeemed.ok) {
+      const dead = deadJson(redeemed);
+      return reply.code(dead.status).send(dead.body);
+    }
+    const firstEnv = redeemed.record.env_vars[0]!;
+    try {
+      await deps.onSubmit({
+        record: redeemed.record,
+        token_hash: redeemed.token_hash,
+        sealed: parsed.boxes[firstEnv]!,
+        boxes: parsed.boxes,
+        key_id: parsed.body.key_id,
+      });
+    } catch (e) {
+      const err = e as Error & { code?: unknown };
+      logger.error({ err: { type: err?.name, code: err?.code }, model_id: redeemed.record.model_id }, 'secure-input: submission not accepted');
+      await requests.release(redeemed.record).catch(() => undefined);
+      return reply.code(503).send({ ok: false, code: 'internal', error: 'The key could not be accepted right now; try again in a moment.' });
+    }
+    return reply.code(202).send({ ok: true, status_url: `/s/${token}/status` });
+  });
+
+  return app;
+}
