@@ -1,0 +1,317 @@
+import { ByokError } from '../errors.ts';
+import { isValidWorkspace, SYSTEM_SCOPE, type Store } from '../store/types.ts';
+import { last4Bytes, maskKey, maskLast4 } from './mask.ts';
+import type { MasterKey, MasterKeyring } from './master-key.ts';
+import { b64, getSodium, unb64, utf8, type Sodium } from './sodium.ts';
+
+/**
+ * The sealed vault: a workspace's API keys, kept in the document `vault` of the workspace's
+ * scope as `{ [ENV_VAR]: SealedRecord }`.
+ *
+ * Format (v1):
+ *  - `ct` = XChaCha20-Poly1305-IETF(plaintext, AD, nonce, K_vault) with a random 24-byte
+ *    nonce, AD = `byok:v1|<kid>|<workspace>|<ENV_VAR>`. The AD binds the format version, the
+ *    master key id and the record's place: a record copied to another workspace or name
+ *    (or relabelled with another kid) does not open. None of the AD parts can contain `|`
+ *    (workspace ids and env var names are validated), so the encoding is unambiguous.
+ *  - `K_vault`, `K_fp` are independent subkeys of the master key from crypto_kdf (BLAKE2b);
+ *    the raw master key is never used with two primitives.
+ *  - `fp` = BLAKE2b-256 keyed with K_fp over `byok:fp:v1|<workspace>|` + key bytes: a keyed
+ *    fingerprint (MAC), so the chat detector can recognise the user's own key when pasted,
+ *    without the store holding anything an offline guesser could test keys against. It is
+ *    bound to the workspace so the same key in two workspaces cannot be correlated.
+ *  - `last4` is NOT stored in clear: it is sealed on its own (same subkey, own nonce, AD
+ *    `byok:v1:last4|<kid>|<workspace>|<ENV_VAR>`) and opened by `list`. Four characters are a
+ *    piece of the plaintext, and the design says no plaintext key in Redis or the data dir;
+ *    clear last4 would also let a store reader correlate keys across workspaces. Opening
+ *    4 bytes costs microseconds and `list` runs where the master key is anyway, and it
+ *    never brings the key itself into memory. `null` for keys under 12 characters (masked as
+ *    `****` alone) or whose tail is not printable ASCII.
+ *
+ * Plaintext keys only ever exist as `Uint8Array`s: `withKey` hands the opened key to a
+ * callback and zeroes it afterwards; nothing here converts a key into a JS string.
+ */
+export const VAULT_DOC = 'vault';
+export const ENV_VAR_RE = /^[A-Z][A-Z0-9_]{0,127}$/;
+/** Big enough for JSON service-account credentials, small enough to refuse junk. */
+export const MAX_KEY_BYTES = 16 * 1024;
+
+export interface SealedRecord {
+  v: 1;
+  /** Id of the master key that sealed the record. */
+  kid: string;
+  nonce: string; // base64url
+  ct: string; // base64url
+  fp: string; // base64url
+  /** Sealed last-4 hint: base64url(nonce || ciphertext), or null (see above). */
+  last4: string | null;
+  updated_at: string;
+}
+export type VaultDoc = Record<string, SealedRecord>;
+
+export interface VaultEntry {
+  env_var: string;
+  masked: string;
+  updated_at: string;
+}
+
+/** What the registry, probe and relay need: existence, and scoped access to the key. */
+export interface KeySource {
+  has(ws: string, envVar: string): Promise<boolean>;
+  /** Undefined when no key is stored; the key is wiped when `fn` settles. */
+  withKey<T>(ws: string, envVar: string, fn: (key: Uint8Array) => Promise<T>): Promise<T | undefined>;
+}
+
+export function vaultAd(kid: string, ws: string, envVar: string): string {
+  return `byok:v1|${kid}|${ws}|${envVar}`;
+}
+function last4Ad(kid: string, ws: string, envVar: string): string {
+  return `byok:v1:last4|${kid}|${ws}|${envVar}`;
+}
+
+function checkWorkspace(ws: string): void {
+  if (ws === SYSTEM_SCOPE || !isValidWorkspace(ws)) throw new ByokError('invalid_input', `invalid workspace id "${String(ws).slice(0, 80)}"`);
+}
+
+function checkPlace(ws: string, envVar: string): void {
+  checkWorkspace(ws);
+  if (!ENV_VAR_RE.test(envVar)) throw new ByokError('invalid_input', `invalid key name "${String(envVar).slice(0, 80)}" (expected an env var name such as OPENAI_API_KEY)`);
+}
+
+function recordOf(doc: VaultDoc | undefined, envVar: string): SealedRecord | undefined {
+  if (!doc || typeof doc !== 'object' || !Object.hasOwn(doc, envVar)) return undefined;
+  return doc[envVar];
+}
+
+function isRecord(r: unknown): r is SealedRecord {
+  const x = r as SealedRecord;
+  return (
+    !!x &&
+    typeof x === 'object' &&
+    x.v === 1 &&
+    typeof x.kid === 'string' &&
+    typeof x.nonce === 'string' &&
+    typeof x.ct === 'string' &&
+    typeof x.fp === 'string' &&
+    (x.last4 === null || x.last4 === undefined || typeof x.last4 === 'string')
+  );
+}
+
+function fingerprint(s: Sodium, mk: MasterKey, ws: string, key: Uint8Array): Uint8Array {
+  const prefix = utf8(`byok:fp:v1|${ws}|`);
+  const msg = new Uint8Array(prefix.length + key.length);
+  msg.set(prefix);
+  msg.set(key, prefix.length);
+  try {
+    return s.crypto_generichash(32, msg, mk.subkey('fingerprint'));
+  } finally {
+    s.memzero(msg);
+  }
+}
+
+export class Vault implements KeySource {
+  constructor(
+    private readonly store: Store,
+    private readonly ring: MasterKeyring,
+  ) {}
+
+  /** Seals and stores a key (replacing any previous one). Does not wipe `key`: the caller owns it. */
+  async put(ws: string, envVar: string, key: Uint8Array): Promise<{ masked: string; updated_at: string }> {
+    checkPlace(ws, envVar);
+    if (!(key instanceof Uint8Array) || key.length === 0) throw new ByokError('invalid_input', 'the key is empty');
+    if (key.length > MAX_KEY_BYTES) throw new ByokError('too_large', `the key is longer than ${MAX_KEY_BYTES} bytes`);
+    const s = await getSodium();
+    const updated_at = new Date().toISOString();
+    const rec = this.seal(s, ws, envVar, key, updated_at);
+    await this.store.updateDoc<VaultDoc, void>(ws, VAULT_DOC, (cur) => ({ value: { ...(cur ?? {}), [envVar]: rec }, result: undefined }));
+    return { masked: maskKey(key), updated_at };
+  }
+
+  async has(ws: string, envVar: string): Promise<boolean> {
+    checkPlace(ws, envVar);
+    return recordOf(await this.store.getDoc<VaultDoc>(ws, VAULT_DOC), envVar) !== undefined;
+  }
+
+  /** Removes a key; true when one was stored. The document goes when its last key does. */
+  async delete(ws: string, envVar: string): Promise<boolean> {
+    checkPlace(ws, envVar);
+    return this.store.updateDoc<VaultDoc, boolean>(ws, VAULT_DOC, (cur) => {
+      if (!recordOf(cur, envVar)) return { value: cur, result: false };
+      const next = { ...cur } as VaultDoc;
+      delete next[envVar];
+      return { value: Object.keys(next).length ? next : undefined, result: true };
+    });
+  }
+
+  /** Stored key names with their masked form; never opens a key. */
+  async list(ws: string): Promise<VaultEntry[]> {
+    checkWorkspace(ws);
+    const doc = await this.store.getDoc<VaultDoc>(ws, VAULT_DOC);
+    if (!doc) return [];
+    const s = await getSodium();
+    const out: VaultEntry[] = [];
+    for (const envVar of Object.keys(doc).sort()) {
+      const rec = doc[envVar];
+      if (!ENV_VAR_RE.test(envVar) || !isRecord(rec)) continue;
+      out.push({ env_var: envVar, masked: maskLast4(this.openLast4(s, ws, envVar, rec)), updated_at: rec.updated_at });
+    }
+    return out;
+  }
+
+  /**
+   * The only way to read a key: opens it, calls `fn`, and zeroes the plaintext when `fn`
+   * settles (`fn` must not keep the array or copies of it). Undefined when none is stored;
+   * throws ByokError when the record does not open (altered, copied, unknown master key).
+   */
+  async withKey<T>(ws: string, envVar: string, fn: (key: Uint8Array) => Promise<T> | T): Promise<T | undefined> {
+    checkPlace(ws, envVar);
+    const rec = recordOf(await this.store.getDoc<VaultDoc>(ws, VAULT_DOC), envVar);
+    if (rec === undefined) return undefined;
+    const s = await getSodium();
+    const key = this.openRecord(s, ws, envVar, rec);
+    try {
+      return await fn(key);
+    } finally {
+      s.memzero(key);
+    }
+  }
+
+  /**
+   * A synchronous matcher for the chat detector: true when `candidate` is one of the keys
+   * stored in this workspace. Compares keyed fingerprints in constant time (per stored key);
+   * the candidate's bytes are wiped after hashing. Snapshot of the vault at call time.
+   */
+  async fingerprintMatcher(ws: string): Promise<(candidate: string | Uint8Array) => boolean> {
+    checkWorkspace(ws);
+    const doc = await this.store.getDoc<VaultDoc>(ws, VAULT_DOC);
+    const s = await getSodium();
+    const stored: { mk: MasterKey; fp: Uint8Array }[] = [];
+    for (const [envVar, rec] of Object.entries(doc ?? {})) {
+      if (!ENV_VAR_RE.test(envVar) || !isRecord(rec)) continue;
+      const mk = this.ring.byId(rec.kid);
+      if (!mk) continue;
+      try {
+        stored.push({ mk, fp: unb64(s, rec.fp) });
+      } catch {
+        /* malformed fp: cannot match */
+      }
+    }
+    if (stored.length === 0) return () => false;
+    const kids = [...new Set(stored.map((x) => x.mk))];
+    const encoder = new TextEncoder();
+    return (candidate) => {
+      const bytes = typeof candidate === 'string' ? encoder.encode(candidate.trim()) : candidate;
+      if (bytes.length === 0 || bytes.length > MAX_KEY_BYTES) return false;
+      let found = false;
+      try {
+        for (const mk of kids) {
+          const fp = fingerprint(s, mk, ws, bytes);
+          for (const x of stored) {
+            if (x.mk !== mk || x.fp.length !== fp.length) continue;
+            found = s.memcmp(fp, x.fp) || found; // no early exit
+          }
+        }
+      } finally {
+        if (typeof candidate === 'string') s.memzero(bytes);
+      }
+      return found;
+    };
+  }
+
+  async isKnownKey(ws: string, candidate: string | Uint8Array): Promise<boolean> {
+    return (await this.fingerprintMatcher(ws))(candidate);
+  }
+
+  /**
+   * Re-seals every record of every workspace still under an older master key with the
+   * current one (new nonce, new fingerprint, same updated_at). Idempotent; stops with a
+   * clear error at a record whose key id is not configured (that workspace is left as it
+   * was; workspaces done before stay re-sealed, so a rerun continues). Once it returns, the
+   * previous keys can be removed from BYOK_MASTER_KEY_PREVIOUS. (The worker's box keys are
+   * sealed under the master key too: see BoxKeys.resealUnderCurrentMasterKey.)
+   */
+  async rotate(): Promise<{ resealed: number; workspaces: number }> {
+    const s = await getSodium();
+    const current = this.ring.current;
+    const scopes = (await this.store.listScopes(VAULT_DOC)).filter((ws) => ws !== SYSTEM_SCOPE && isValidWorkspace(ws));
+    let resealed = 0;
+    for (const ws of scopes) {
+      resealed += await this.store.updateDoc<VaultDoc, number>(ws, VAULT_DOC, (cur) => {
+        if (!cur) return { value: cur, result: 0 };
+        const next: VaultDoc = { ...cur };
+        let n = 0;
+        for (const [envVar, rec] of Object.entries(cur)) {
+          if (!ENV_VAR_RE.test(envVar) || (isRecord(rec) && rec.kid === current.id)) continue;
+          const key = this.openRecord(s, ws, envVar, rec);
+          try {
+            next[envVar] = this.seal(s, ws, envVar, key, rec.updated_at);
+          } finally {
+            s.memzero(key);
+          }
+          n++;
+        }
+        return { value: next, result: n };
+      });
+    }
+    return { resealed, workspaces: scopes.length };
+  }
+
+  private seal(s: Sodium, ws: string, envVar: string, key: Uint8Array, updated_at: string): SealedRecord {
+    const mk = this.ring.current;
+    const nonce = s.randombytes_buf(s.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+    const ct = s.crypto_aead_xchacha20poly1305_ietf_encrypt(key, utf8(vaultAd(mk.id, ws, envVar)), null, nonce, mk.subkey('vault'));
+    const fp = fingerprint(s, mk, ws, key);
+    let last4: string | null = null;
+    const tail = last4Bytes(key);
+    if (tail) {
+      const n2 = s.randombytes_buf(s.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+      const c2 = s.crypto_aead_xchacha20poly1305_ietf_encrypt(tail, utf8(last4Ad(mk.id, ws, envVar)), null, n2, mk.subkey('vault'));
+      s.memzero(tail);
+      const both = new Uint8Array(n2.length + c2.length);
+      both.set(n2);
+      both.set(c2, n2.length);
+      last4 = b64(s, both);
+    }
+    return { v: 1, kid: mk.id, nonce: b64(s, nonce), ct: b64(s, ct), fp: b64(s, fp), last4, updated_at };
+  }
+
+  private openRecord(s: Sodium, ws: string, envVar: string, rec: unknown): Uint8Array {
+    const where = `the stored key ${envVar} of workspace ${ws}`;
+    if (!isRecord(rec)) throw new ByokError('internal', `${where} is not a sealed record this version understands`);
+    const mk = this.ring.byId(rec.kid);
+    if (!mk) {
+      throw new ByokError(
+        'config',
+        `${where} was sealed under master key ${rec.kid}, which is not configured (current key ${this.ring.current.id}); add the old key to BYOK_MASTER_KEY_PREVIOUS and run \`byok rotate-master-key\``,
+        { workspace: ws, env_var: envVar, kid: rec.kid },
+      );
+    }
+    try {
+      return s.crypto_aead_xchacha20poly1305_ietf_decrypt(null, unb64(s, rec.ct), utf8(vaultAd(rec.kid, ws, envVar)), unb64(s, rec.nonce), mk.subkey('vault'));
+    } catch {
+      throw new ByokError(
+        'internal',
+        `${where} does not open: the record was altered, or copied from another workspace or key name (sealed records are bound to their place); store the key again`,
+        { workspace: ws, env_var: envVar, reason: 'unseal_failed' },
+      );
+    }
+  }
+
+  /** The last-4 hint as display text, or undefined (short key, unknown kid, altered record). */
+  private openLast4(s: Sodium, ws: string, envVar: string, rec: SealedRecord): string | undefined {
+    if (!rec.last4) return undefined;
+    const mk = this.ring.byId(rec.kid);
+    if (!mk) return undefined;
+    try {
+      const both = unb64(s, rec.last4);
+      const npub = s.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+      const tail = s.crypto_aead_xchacha20poly1305_ietf_decrypt(null, both.subarray(npub), utf8(last4Ad(rec.kid, ws, envVar)), both.subarray(0, npub), mk.subkey('vault'));
+      // Display text by design (`****` + last 4): the only part of a key that becomes a string.
+      const text = String.fromCharCode(...tail);
+      s.memzero(tail);
+      return text;
+    } catch {
+      return undefined;
+    }
+  }
+}
