@@ -1,0 +1,222 @@
+import { Queue, Worker, type Job, type JobsOptions } from 'bullmq';
+import type { Redis, RedisOptions } from 'ioredis';
+import { ByokError } from '../errors.ts';
+import { clientFromSpec, closeRedis, isRedisClient } from '../redis.ts';
+import {
+  assertJobId,
+  checkRetry,
+  isUnrecoverable,
+  toError,
+  type FinalFailure,
+  type FinalFailureHandler,
+  type HookedJobRunner,
+  type RunnerLogger,
+} from './inprocess-runner.ts';
+import { DEFAULT_RETRY, UnrecoverableError, type JobHandler, type RetryPolicy } from './types.ts';
+
+export interface BullMQRunnerOptions {
+  /** A Redis URL, ioredis options (the runner creates and closes its clients), or a client (left open on close). */
+  connection: string | RedisOptions | Redis;
+  /**
+   * Key prefix; BullMQ's own `prefix` option gets it without the trailing colon, so every
+   * key is `<prefix><queueName>:...` (default `byok:` → `byok:jobs:wait`).
+   */
+  prefix?: string;
+  /** Default `jobs`. Must not contain `:`. */
+  queueName?: string;
+  retry?: RetryPolicy;
+  /** Jobs this worker runs at once (default 4). */
+  concurrency?: number;
+  /** BullMQ lock duration (default 30 s, BullMQ's). Tests shorten it to see stalled-job recovery quickly. */
+  lockDuration?: number;
+  /** How often the worker looks for stalled jobs (default 30 s, BullMQ's). */
+  stalledInterval?: number;
+  /** Times a job may stall before it is failed (default 1, BullMQ's). */
+  maxStalledCount?: number;
+  logger?: RunnerLogger;
+}
+
+/** Custom backoff type carrying its cap, used only when the cap can bind (see backoffFor). */
+const CAPPED = 'capped-exponential-';
+
+/**
+ * The distributed runner. A Queue produces (bot processes), a Worker created by `start()`
+ * consumes (`npm run worker`), in any number of processes sharing one Redis.
+ * - Retries: `attempts` + exponential `backoff` (BullMQ's built-in, delay = retry.backoffMs).
+ *   When the policy's cap could bind, a custom strategy named after the cap is used so
+ *   `maxBackoffMs` holds even for workers started with another policy.
+ * - `UnrecoverableError` fails a job at once, without burning retries (BullMQ's rule).
+ * - `removeOnComplete` / `removeOnFail`: nothing of a finished job stays in Redis.
+ *   Handler return values are dropped (the worker returns null) so they never reach the
+ *   job hash or the events stream either.
+ * - A worker killed mid-job: its lock expires, another worker's stalled checker moves the
+ *   job back to wait and it runs again (handlers must be idempotent per job id).
+ */
+export class BullMQRunner implements HookedJobRunner {
+  readonly kind = 'bullmq' as const;
+  readonly queueName: string;
+  readonly bullPrefix: string;
+  private readonly handlers = new Map<string, JobHandler<any>>();
+  private readonly finalHooks: FinalFailureHandler[] = [];
+  private readonly hooksInFlight = new Set<Promise<void>>();
+  /** Job objects this process is running or settling (identity is unique per attempt). */
+  private readonly localActive = new Set<Job>();
+  private readonly retry: RetryPolicy;
+  private readonly opts: BullMQRunnerOptions;
+  private readonly owned: Redis[] = [];
+  private readonly queueConn: Redis;
+  private readonly queue: Queue;
+  private worker?: Worker;
+  private closed = false;
+
+  constructor(opts: BullMQRunnerOptions) {
+    this.opts = opts;
+    this.retry = checkRetry(opts.retry ?? DEFAULT_RETRY);
+    this.queueName = opts.queueName ?? 'jobs';
+    if (this.queueName.includes(':')) throw new ByokError('config', 'queue name must not contain ":"');
+    this.bullPrefix = (opts.prefix ?? 'byok:').replace(/:+$/, '') || 'bull';
+    const onError = (err: Error) => this.opts.logger?.warn({ err }, 'redis connection error');
+    if (isRedisClient(opts.connection)) {
+      this.queueConn = opts.connection;
+    } else {
+      this.queueConn = clientFromSpec(opts.connection, { onError });
+      this.owned.push(this.queueConn);
+    }
+    this.queue = new Queue(this.queueName, { connection: this.queueConn, prefix: this.bullPrefix });
+    this.queue.on('error', (err) => this.opts.logger?.error({ err }, 'job queue error'));
+  }
+
+  register<T>(name: string, handler: JobHandler<T>): void {
+    this.handlers.set(name, handler as JobHandler<any>);
+  }
+
+  onFinalFailure(handler: FinalFailureHandler): void {
+    this.finalHooks.push(handler);
+  }
+
+  async enqueue<T>(name: string, data: T, opts: { jobId?: string; delayMs?: number } = {}): Promise<string> {
+    if (this.closed) throw new ByokError('internal', 'job runner is closed');
+    if (opts.jobId !== undefined) assertJobId(opts.jobId);
+    const jobOpts: JobsOptions = {
+      attempts: this.retry.attempts,
+      backoff: backoffFor(this.retry),
+      removeOnComplete: true,
+      removeOnFail: true,
+    };
+    // With an existing (pending) id BullMQ returns that job and adds nothing.
+    if (opts.jobId !== undefined) jobOpts.jobId = opts.jobId;
+    if (opts.delayMs && opts.delayMs > 0) jobOpts.delay = opts.delayMs;
+    const job = await this.queue.add(name, data as any, jobOpts);
+    return job.id!;
+  }
+
+  async start(): Promise<void> {
+    if (this.closed) throw new ByokError('internal', 'job runner is closed');
+    if (this.worker) return;
+    const o = this.opts;
+    // Workers block on Redis: their connection must retry forever (maxRetriesPerRequest: null).
+    const conn = isRedisClient(o.connection)
+      ? o.connection.duplicate({ maxRetriesPerRequest: null })
+      : clientFromSpec(o.connection, { maxRetriesPerRequest: null, onError: (err) => o.logger?.warn({ err }, 'redis connection error') });
+    this.owned.push(conn);
+    const worker = new Worker(this.queueName, (job) => this.process(job), {
+      connection: conn,
+      prefix: this.bullPrefix,
+      concurrency: Math.max(1, o.concurrency ?? 4),
+      ...(o.lockDuration !== undefined && { lockDuration: o.lockDuration }),
+      ...(o.stalledInterval !== undefined && { stalledInterval: o.stalledInterval }),
+      ...(o.maxStalledCount !== undefined && { maxStalledCount: o.maxStalledCount }),
+      settings: { backoffStrategy: cappedBackoff },
+    });
+    worker.on('error', (err) => o.logger?.error({ err }, 'job worker error'));
+    worker.on('completed', (job) => this.settled(job));
+    worker.on('failed', (job, err) => {
+      if (job) this.onFailed(job, err);
+    });
+    this.worker = worker;
+    await worker.waitUntilReady();
+  }
+
+  private async process(job: Job): Promise<null> {
+    const id = job.id!;
+    this.localActive.add(job);
+    try {
+      const handler = this.handlers.get(job.name);
+      if (!handler) throw new UnrecoverableError(`no handler registered for job "${job.name}"`);
+      await handler(job.data, { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1, jobId: id });
+      return null;
+    } finally {
+      // Normally cleared by the completed/failed event; this covers a lost lock, where
+      // BullMQ emits neither, so drain() cannot hang on it.
+      setTimeout(() => this.settled(job), 5_000).unref();
+    }
+  }
+
+  private settled(job: Job | undefined): void {
+    if (job) this.localActive.delete(job);
+  }
+
+  private onFailed(job: Job, e: Error): void {
+    const err = toError(e);
+    const unrecoverable = isUnrecoverable(err);
+    const maxAttempts = job.opts.attempts ?? 1;
+    // 'failed' fires after every failed attempt; only the last one (or a definite answer) is final.
+    if (unrecoverable || job.attemptsMade >= maxAttempts) {
+      const failure: FinalFailure = { name: job.name, data: job.data, jobId: job.id!, attempts: job.attemptsMade, maxAttempts, error: err, unrecoverable };
+      for (const hook of this.finalHooks) {
+        const p: Promise<void> = Promise.resolve()
+          .then(() => hook(failure))
+          .catch((x) => this.opts.logger?.error({ err: toError(x), job: job.name, jobId: job.id }, 'final-failure hook failed'))
+          .finally(() => this.hooksInFlight.delete(p));
+        this.hooksInFlight.add(p);
+      }
+    }
+    this.settled(job);
+  }
+
+  /**
+   * Resolves when the queue has no waiting, prioritized, active or delayed job, and this
+   * process has no job or final-failure hook still settling. (A producer-only process
+   * can call it too: it watches Redis, not its own worker.)
+   */
+  async drain(): Promise<void> {
+    let quiet = 0;
+    // Two quiet polls in a row: the worker's connection may report a move before ours does.
+    while (quiet < 2) {
+      const counts = await this.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'waiting-children');
+      const busy = Object.values(counts).some((n) => n > 0) || this.localActive.size > 0 || this.hooksInFlight.size > 0;
+      quiet = busy ? 0 : quiet + 1;
+      if (this.hooksInFlight.size > 0) await Promise.allSettled([...this.hooksInFlight]);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  /** Closes the worker (waiting for running jobs), the queue and the clients this runner created. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.worker?.close();
+      await Promise.allSettled([...this.hooksInFlight]);
+      await this.queue.close();
+    } finally {
+      await Promise.all(this.owned.map((c) => closeRedis(c)));
+    }
+  }
+}
+
+/** BullMQ's built-in exponential when the cap can never bind (the common case), else the capped variant. */
+export function backoffFor(retry: RetryPolicy): JobsOptions['backoff'] {
+  if (retry.attempts <= 1 || retry.backoffMs <= 0) return undefined;
+  const largest = retry.backoffMs * 2 ** Math.max(0, retry.attempts - 2);
+  if (largest <= retry.maxBackoffMs) return { type: 'exponential', delay: retry.backoffMs };
+  return { type: `${CAPPED}${Math.round(retry.maxBackoffMs)}`, delay: retry.backoffMs };
+}
+
+function cappedBackoff(attemptsMade: number, type?: string, _err?: Error, job?: { opts: JobsOptions }): number {
+  if (!type?.startsWith(CAPPED)) throw new Error(`unknown backoff strategy ${type}`);
+  const cap = Number(type.slice(CAPPED.length));
+  const backoff = job?.opts.backoff;
+  const base = typeof backoff === 'object' ? (backoff.delay ?? 0) : Number(backoff ?? 0);
+  return Math.min(Math.round(base * 2 ** (attemptsMade - 1)), cap);
+}

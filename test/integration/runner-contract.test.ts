@@ -1,0 +1,331 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BullMQRunner } from '../../src/queue/bullmq-runner.ts';
+import { createRunner } from '../../src/queue/index.ts';
+import { InProcessRunner, type FinalFailure, type HookedJobRunner } from '../../src/queue/inprocess-runner.ts';
+import { UnrecoverableError, type JobContext, type RetryPolicy } from '../../src/queue/types.ts';
+import { RedisStore } from '../../src/store/redis-store.ts';
+import { dumpPrefix, keysWithPrefix, useTestRedis } from '../support/redis.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const FAST: RetryPolicy = { attempts: 3, backoffMs: 20, maxBackoffMs: 1_000 };
+
+type MakeRunner = (opts: { retry: RetryPolicy; concurrency: number }) => HookedJobRunner;
+
+export function runnerContract(name: string, make: MakeRunner): void {
+  describe(`JobRunner contract: ${name}`, () => {
+    let runners: HookedJobRunner[] = [];
+    const open = (retry: RetryPolicy = FAST, concurrency = 4) => {
+      const r = make({ retry, concurrency });
+      runners.push(r);
+      return r;
+    };
+    afterEach(async () => {
+      await Promise.all(runners.map((r) => r.close()));
+      runners = [];
+    });
+
+    it('runs a job with its payload and context', async () => {
+      const r = open();
+      const seen: Array<{ data: unknown; ctx: JobContext }> = [];
+      r.register<{ workspace: string }>('validate-key', async (data, ctx) => {
+        seen.push({ data, ctx });
+      });
+      await r.start();
+      const id = await r.enqueue('validate-key', { workspace: 'tg:1', submission_id: 'sub1' });
+      await r.drain();
+      expect(seen).toEqual([{ data: { workspace: 'tg:1', submission_id: 'sub1' }, ctx: { attempt: 1, maxAttempts: 3, jobId: id } }]);
+    });
+
+    it('retries with exponential backoff, then succeeds', async () => {
+      const r = open({ attempts: 4, backoffMs: 20, maxBackoffMs: 1_000 });
+      const attempts: Array<{ attempt: number; at: number }> = [];
+      const finals: FinalFailure[] = [];
+      r.onFinalFailure((f) => void finals.push(f));
+      r.register('flaky', async (_d, ctx) => {
+        attempts.push({ attempt: ctx.attempt, at: Date.now() });
+        if (ctx.attempt < 3) throw new Error(`vendor 503 (attempt ${ctx.attempt})`);
+      });
+      await r.start();
+      await r.enqueue('flaky', { n: 1 });
+      await r.drain();
+      expect(attempts.map((a) => a.attempt)).toEqual([1, 2, 3]);
+      // Backoff 20 ms then 40 ms (small timer slack allowed).
+      expect(attempts[1].at - attempts[0].at).toBeGreaterThanOrEqual(15);
+      expect(attempts[2].at - attempts[1].at).toBeGreaterThanOrEqual(35);
+      expect(finals).toEqual([]);
+    });
+
+    it('does not retry an UnrecoverableError, and reports it as final', async () => {
+      const r = open({ attempts: 5, backoffMs: 20, maxBackoffMs: 1_000 });
+      let calls = 0;
+      const finals: FinalFailure[] = [];
+      r.onFinalFailure((f) => void finals.push(f));
+      r.register('definite', async () => {
+        calls++;
+        throw new UnrecoverableError('invalid_key');
+      });
+      await r.start();
+      const id = await r.enqueue('definite', { model_id: 'm1' });
+      await r.drain();
+      await sleep(100); // a retry would have happened by now
+      expect(calls).toBe(1);
+      expect(finals).toHaveLength(1);
+      expect(finals[0]).toMatchObject({ name: 'definite', jobId: id, data: { model_id: 'm1' }, attempts: 1, maxAttempts: 5, unrecoverable: true });
+      expect(finals[0].error.message).toBe('invalid_key');
+    });
+
+    it('fires the final-failure hook once, after the last attempt', async () => {
+      const r = open({ attempts: 3, backoffMs: 20, maxBackoffMs: 1_000 });
+      const calls: number[] = [];
+      const finals: FinalFailure[] = [];
+      r.onFinalFailure(async (f) => {
+        await sleep(30); // drain waits for an async hook too
+        finals.push(f);
+      });
+      r.register('down', async (_d, ctx) => {
+        calls.push(ctx.attempt);
+        throw new Error('vendor unreachable');
+      });
+      await r.start();
+      const id = await r.enqueue('down', { model_id: 'm2' });
+      await r.drain();
+      expect(calls).toEqual([1, 2, 3]);
+      expect(finals).toHaveLength(1);
+      expect(finals[0]).toMatchObject({ name: 'down', jobId: id, attempts: 3, maxAttempts: 3, unrecoverable: false });
+      expect(finals[0].error.message).toBe('vendor unreachable');
+      await sleep(100);
+      expect(finals).toHaveLength(1);
+    });
+
+    it('treats a job with no handler as a definite failure', async () => {
+      const r = open();
+      const finals: FinalFailure[] = [];
+      r.onFinalFailure((f) => void finals.push(f));
+      await r.start();
+      await r.enqueue('nobody-handles-this', {});
+      await r.drain();
+      expect(finals).toHaveLength(1);
+      expect(finals[0]).toMatchObject({ name: 'nobody-handles-this', attempts: 1, unrecoverable: true });
+    });
+
+    it('dedupes by jobId while the job is pending', async () => {
+      const r = open();
+      const runs: string[] = [];
+      r.register<{ v: number }>('once', async (d, ctx) => void runs.push(`${ctx.jobId}=${d.v}`));
+      const a = await r.enqueue('once', { v: 1 }, { jobId: 'sub-abc' });
+      const b = await r.enqueue('once', { v: 2 }, { jobId: 'sub-abc' });
+      expect([a, b]).toEqual(['sub-abc', 'sub-abc']);
+      await r.start();
+      await r.drain();
+      expect(runs).toEqual(['sub-abc=1']);
+      // Finished jobs are removed, so the id may be used again.
+      await r.enqueue('once', { v: 3 }, { jobId: 'sub-abc' });
+      await r.drain();
+      expect(runs).toEqual(['sub-abc=1', 'sub-abc=3']);
+      // BullMQ's id rules hold for both runners.
+      await expect(r.enqueue('once', { v: 4 }, { jobId: '123' })).rejects.toThrow(/integer/);
+      await expect(r.enqueue('once', { v: 4 }, { jobId: 'a:b' })).rejects.toThrow(/":"/);
+    });
+
+    it('never runs more jobs at once than its concurrency', async () => {
+      const r = open(FAST, 2);
+      let running = 0;
+      let peak = 0;
+      let done = 0;
+      r.register('slow', async () => {
+        running++;
+        peak = Math.max(peak, running);
+        await sleep(40);
+        running--;
+        done++;
+      });
+      for (let i = 0; i < 8; i++) await r.enqueue('slow', { i });
+      await r.start();
+      await r.drain();
+      expect(done).toBe(8);
+      expect(peak).toBe(2);
+    });
+
+    it('drain waits for delayed jobs and pending retries', async () => {
+      const r = open({ attempts: 2, backoffMs: 60, maxBackoffMs: 1_000 });
+      const events: string[] = [];
+      r.register<{ k: string }>('later', async (d, ctx) => {
+        events.push(`${d.k}#${ctx.attempt}`);
+        if (d.k === 'retry' && ctx.attempt === 1) throw new Error('transient');
+      });
+      await r.start();
+      const t0 = Date.now();
+      await r.enqueue('later', { k: 'delayed' }, { delayMs: 150 });
+      await r.enqueue('later', { k: 'retry' });
+      await r.drain();
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
+      expect(events.sort()).toEqual(['delayed#1', 'retry#1', 'retry#2']);
+    });
+
+    it('caps exponential backoff at maxBackoffMs', async () => {
+      const r = open({ attempts: 4, backoffMs: 40, maxBackoffMs: 50 });
+      const at: number[] = [];
+      r.register('capped', async () => {
+        at.push(Date.now());
+        throw new Error('still down');
+      });
+      await r.start();
+      await r.enqueue('capped', {});
+      await r.drain();
+      expect(at).toHaveLength(4);
+      const gaps = at.slice(1).map((t, i) => t - at[i]);
+      // 40, then min(80, 50), then min(160, 50): never near 160.
+      expect(gaps[0]).toBeGreaterThanOrEqual(35);
+      expect(gaps[2]).toBeGreaterThanOrEqual(45);
+      expect(gaps[2]).toBeLessThan(140);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+
+runnerContract('InProcessRunner', ({ retry, concurrency }) => new InProcessRunner({ retry, concurrency }));
+
+describe('Redis backend', () => {
+  const redisCtx = useTestRedis('runner');
+
+  runnerContract('BullMQRunner', ({ retry, concurrency }) => new BullMQRunner({ connection: redisCtx.url, prefix: redisCtx.sub('q'), retry, concurrency }));
+
+  describe('BullMQRunner specifics', () => {
+    const open: BullMQRunner[] = [];
+    afterEach(async () => {
+      await Promise.all(open.splice(0).map((r) => r.close()));
+    });
+
+    it('leaves no job data in Redis after completion and failure', async () => {
+      const prefix = redisCtx.sub('clean');
+      const canary = `CANARY-${randomBytes(8).toString('hex')}`;
+      const r = new BullMQRunner({ connection: redisCtx.url, prefix, retry: { attempts: 2, backoffMs: 20, maxBackoffMs: 100 } });
+      open.push(r);
+      r.register<{ mode: string }>('job', async (d) => {
+        if (d.mode === 'unrecoverable') throw new UnrecoverableError('definite');
+        if (d.mode === 'fail') throw new Error('transient');
+        return { echoed: canary }; // return values must not be stored either
+      });
+      const finals: string[] = [];
+      r.onFinalFailure((f) => void finals.push(f.jobId));
+      await r.start();
+      const ids = [
+        await r.enqueue('job', { mode: 'ok', sealed: canary }),
+        await r.enqueue('job', { mode: 'ok', sealed: canary }, { jobId: 'custom-id-1' }),
+        await r.enqueue('job', { mode: 'fail', sealed: canary }),
+        await r.enqueue('job', { mode: 'unrecoverable', sealed: canary }),
+        await r.enqueue('job', { mode: 'ok', sealed: canary }, { delayMs: 50 }),
+      ];
+      await r.drain();
+      expect(finals.sort()).toEqual([ids[2], ids[3]].sort());
+
+      const base = `${r.bullPrefix}:${r.queueName}:`;
+      const keys = await keysWithPrefix(redisCtx.redis, prefix);
+      expect(keys.length).toBeGreaterThan(0);
+      expect(keys.every((k) => k.startsWith(base))).toBe(true);
+      const suffixes = keys.map((k) => k.slice(base.length));
+      // What BullMQ legitimately keeps for a queue: its id counter, meta hash, events stream,
+      // the worker's stalled-check throttle and the wake-up marker. No per-job key
+      // (`<jobId>`, `<jobId>:lock`, `<jobId>:logs`...) and no completed/failed set remains.
+      const LEGIT = new Set(['id', 'meta', 'events', 'stalled-check', 'marker']);
+      expect(suffixes.filter((s) => !LEGIT.has(s))).toEqual([]);
+      for (const id of ids) expect(suffixes.some((s) => s === id || s.startsWith(`${id}:`))).toBe(false);
+      const dump = [...(await dumpPrefix(redisCtx.redis, prefix)).values()].join('\n');
+      expect(dump).not.toContain(canary);
+    });
+
+    it('honours maxRetriesPerRequest: null on the worker and the BullMQ prefix', async () => {
+      const prefix = redisCtx.sub('pfx');
+      const r = new BullMQRunner({ connection: redisCtx.url, prefix, queueName: 'validate' });
+      open.push(r);
+      expect(r.bullPrefix).toBe(prefix.replace(/:$/, ''));
+      await r.enqueue('x', {}, { delayMs: 60_000 });
+      const keys = await keysWithPrefix(redisCtx.redis, prefix);
+      expect(keys.some((k) => k.startsWith(`${prefix}validate:`))).toBe(true);
+    });
+
+    it('createRunner picks BullMQ when REDIS_URL is set, in-process otherwise', async () => {
+      const b = createRunner({ redisUrl: redisCtx.url, redisPrefix: redisCtx.sub('factory') }, { retry: FAST });
+      const i = createRunner({ redisUrl: undefined, redisPrefix: 'byok:' }, { retry: FAST });
+      expect(b.kind).toBe('bullmq');
+      expect(i.kind).toBe('inprocess');
+      await b.close();
+      await i.close();
+    });
+
+    it('finishes, exactly once, a job whose worker was killed mid-job', async () => {
+      const prefix = redisCtx.sub('stall');
+      const jobId = `validate-${randomBytes(4).toString('hex')}`;
+      // The child: a worker whose handler announces the job and then blocks forever.
+      const childCode = `
+        const { BullMQRunner } = await import(${JSON.stringify(path.join(ROOT, 'src/queue/bullmq-runner.ts'))});
+        const r = new BullMQRunner({ connection: process.env.T_URL, prefix: process.env.T_PREFIX, lockDuration: 1000, stalledInterval: 500 });
+        r.register('validate-key', async (_d, ctx) => {
+          process.stdout.write('STARTED ' + ctx.jobId + '\\n');
+          await new Promise(() => {});
+        });
+        await r.start();
+        process.stdout.write('READY\\n');
+      `;
+      const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', childCode], {
+        cwd: ROOT,
+        env: { ...process.env, T_URL: redisCtx.url, T_PREFIX: prefix },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (b) => (out += b));
+      child.stderr!.on('data', (b) => (err += b));
+      const waitFor = async (re: RegExp, ms: number) => {
+        const end = Date.now() + ms;
+        while (!re.test(out)) {
+          if (Date.now() > end) throw new Error(`child never printed ${re}: stdout=${out} stderr=${err}`);
+          if (child.exitCode !== null) throw new Error(`child exited ${child.exitCode}: ${err}`);
+          await sleep(20);
+        }
+      };
+      try {
+        await waitFor(/READY/, 20_000);
+        const producer = new BullMQRunner({ connection: redisCtx.url, prefix });
+        open.push(producer);
+        await producer.enqueue('validate-key', { submission_id: 's1' }, { jobId });
+        await waitFor(new RegExp(`STARTED ${jobId}`), 10_000);
+      } finally {
+        child.kill('SIGKILL');
+      }
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
+      expect(child.signalCode).toBe('SIGKILL');
+
+      // A new worker (a restarted process) recovers the stalled job and finishes it.
+      const store = new RedisStore(redisCtx.url, prefix);
+      const r = new BullMQRunner({ connection: redisCtx.url, prefix, stalledInterval: 300, lockDuration: 1000 });
+      open.push(r);
+      let runs = 0;
+      r.register<{ submission_id: string }>('validate-key', async (_d, ctx) => {
+        runs++;
+        // Idempotent by job id: storing twice would not add a second entry.
+        await store.updateDoc<string[], void>('_system', 'completed_jobs', (cur) => ({
+          value: cur?.includes(ctx.jobId) ? cur : [...(cur ?? []), ctx.jobId],
+          result: undefined,
+        }));
+      });
+      await r.start();
+      const end = Date.now() + 15_000;
+      while (!(await store.getDoc<string[]>('_system', 'completed_jobs'))?.includes(jobId)) {
+        if (Date.now() > end) throw new Error('stalled job was not recovered');
+        await sleep(50);
+      }
+      await r.drain();
+      await sleep(700); // two more stalled checks: nothing runs it again
+      expect(runs).toBe(1);
+      expect(await store.getDoc('_system', 'completed_jobs')).toEqual([jobId]);
+      await store.close();
+    }, 45_000);
+  });
+});
