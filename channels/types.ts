@@ -1,3 +1,4 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ChannelRef } from '../src/queue/types.ts';
 
 export type Lang = 'en' | 'zh';
@@ -87,6 +88,13 @@ export interface ChannelAdapter {
   isGroupAdmin?(msg: InboundMessage): Promise<boolean>;
   /** Stream a reply progressively in the channel's own way; default: core send/edit loop. */
   streamReply?(chat: ChannelRef, chunks: AsyncIterable<string>, lang: Lang): Promise<string>;
+  /** Register HTTP routes on the app's server before it listens (Telegram webhook, WeChat QR). */
+  mount?(server: FastifyInstance): void;
+  /**
+   * Extra check when the secure form is opened or submitted for a request this channel
+   * issued (Telegram Mini App initData). Return false to refuse (403).
+   */
+  verifyFormLaunch?(record: { workspace: string; channel: ChannelRef }, req: FastifyRequest): Promise<boolean>;
 }
 
 export interface KeyResult {

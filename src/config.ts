@@ -11,6 +11,8 @@ export interface Config {
   /** Redis key prefix; tests give each file its own. */
   redisPrefix: string;
   masterKey?: string;
+  /** Old master keys still readable until `byok rotate-master-key` (BYOK_MASTER_KEY_PREVIOUS). */
+  masterKeyPrevious?: string;
   allowPrivateBaseUrls: boolean;
   /** Hosts (or host:port) allowed even when they resolve to private addresses. */
   baseUrlAllowlist: string[];
@@ -47,6 +49,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: env.REDIS_URL || undefined,
     redisPrefix: env.BYOK_REDIS_PREFIX || 'byok:',
     masterKey: env.BYOK_MASTER_KEY || undefined,
+    masterKeyPrevious: env.BYOK_MASTER_KEY_PREVIOUS || undefined,
     allowPrivateBaseUrls: env.BYOK_ALLOW_PRIVATE_BASE_URLS === '1',
     baseUrlAllowlist: (env.BYOK_BASE_URL_ALLOWLIST || '').split(',').map((s) => s.trim()).filter(Boolean),
     tokenTtlMs: int('BYOK_TOKEN_TTL_SECONDS', env.BYOK_TOKEN_TTL_SECONDS, 15 * 60) * 1000,

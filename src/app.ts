@@ -1,0 +1,199 @@
+import type { FastifyInstance } from 'fastify';
+import type { ChannelAdapter } from '../channels/types.ts';
+import { validateKeyFinalFailure, validateKeyHandler, type ValidateDeps } from '../worker/validate-key.ts';
+import { Notifier } from './chat/notifier.ts';
+import { loadPlatformModels, type PlatformModels } from './chat/platform.ts';
+import { ChatRouter } from './chat/router.ts';
+import type { Config } from './config.ts';
+import { createLogger, setLogRedactor, type Logger } from './log.ts';
+import { createRunner, type HookedJobRunner } from './queue/index.ts';
+import { JOB_NOTIFY, JOB_VALIDATE_KEY, type ChannelRef, type NotifyPayload, type RetryPolicy, type ValidateKeyPayload } from './queue/types.ts';
+import { createRegistry, type Registry } from './registry/registry.ts';
+import { BoxKeys } from './secrets/box-keys.ts';
+import { redactKeys } from './secrets/detector.ts';
+import { loadMasterKeys } from './secrets/master-key.ts';
+import { Vault } from './secrets/vault.ts';
+import { buildServer } from './secure-input/server.ts';
+import { Submissions } from './secure-input/submissions.ts';
+import { EnvInputRequests } from './secure-input/tokens.ts';
+import { createStore } from './store/index.ts';
+import type { Store } from './store/types.ts';
+import { configureVendorNet } from './vendors/net.ts';
+import type { CustomModel } from './registry/types.ts';
+import type { ProbeResult, Secrets } from './vendors/types.ts';
+import { getWire } from './vendors/wires/index.ts';
+
+export interface AppOptions {
+  config: Config;
+  logger?: Logger;
+  /** Consume validate-key jobs in this process (default: yes unless REDIS_URL is set). */
+  runWorker?: boolean;
+  retry?: RetryPolicy;
+  /** Replace the vendor probe (benchmarks that exclude vendor time). */
+  probe?: ValidateDeps['probe'];
+}
+
+export interface App {
+  config: Config;
+  logger: Logger;
+  store: Store;
+  vault: Vault;
+  boxKeys: BoxKeys;
+  registry: Registry;
+  requests: EnvInputRequests;
+  submissions: Submissions;
+  router: ChatRouter;
+  notifier: Notifier;
+  platform: PlatformModels;
+  server: FastifyInstance;
+  validateRunner: HookedJobRunner;
+  notifyRunner: HookedJobRunner;
+  channels: ChannelAdapter[];
+  /** Adds a channel: it receives messages from start() on and can be notified. */
+  addChannel(adapter: ChannelAdapter): void;
+  start(): Promise<{ url: string }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Wires the parts together: store (files or Redis), vault, secure-form server, job runners
+ * (in-process or BullMQ), chat router and notifier. Channels are added by the caller.
+ */
+export async function createApp(opts: AppOptions): Promise<App> {
+  const { config } = opts;
+  setLogRedactor((s) => redactKeys(s));
+  const logger = opts.logger ?? createLogger({ level: config.logLevel });
+  configureVendorNet({ allowPrivate: config.allowPrivateBaseUrls, allowlist: config.baseUrlAllowlist });
+
+  const store = createStore(config);
+  const ring = await loadMasterKeys(config, { info: (m) => logger.info(m), warn: (m) => logger.warn(m) });
+  const vault = new Vault(store, ring);
+  const boxKeys = new BoxKeys(store, ring);
+  const registry = createRegistry({ store, keys: vault });
+  const requests = new EnvInputRequests(store, { ttlMs: config.tokenTtlMs, publicUrl: config.publicUrl });
+  const submissions = new Submissions(store);
+  const platform = loadPlatformModels(config.platformModelsFile);
+
+  const runWorker = opts.runWorker ?? !config.redisUrl;
+  const runnerLog = { warn: (o: unknown, m?: string) => logger.warn(o as object, m), error: (o: unknown, m?: string) => logger.error(o as object, m) };
+  const validateRunner = createRunner(config, { retry: opts.retry, queueName: 'validate', logger: runnerLog });
+  const notifyRunner = createRunner(config, { retry: opts.retry, queueName: 'notify', logger: runnerLog });
+
+  const validateDeps: ValidateDeps = { registry, vault, boxKeys, submissions, requests, notifyQueue: notifyRunner, logger, probe: opts.probe };
+  validateRunner.register(JOB_VALIDATE_KEY, validateKeyHandler(validateDeps));
+  const onFinal = validateKeyFinalFailure(validateDeps);
+  validateRunner.onFinalFailure(async (f) => {
+    if (f.name === JOB_VALIDATE_KEY && !f.unrecoverable) await onFinal(f.data as ValidateKeyPayload, f.error);
+  });
+
+  const channels: ChannelAdapter[] = [];
+  const notifier = new Notifier({ registry, logger });
+  notifyRunner.register<NotifyPayload>(JOB_NOTIFY, (p) => notifier.deliver(p));
+
+  async function openSecrets<T>(ws: string, model: CustomModel, fn: (s: Secrets) => Promise<T>): Promise<T | undefined> {
+    const names = model.key_optional ? [] : [model.api_key_env, ...model.extra_env_vars];
+    const step = async (i: number, acc: Secrets): Promise<T | undefined> =>
+      i === names.length ? fn(acc) : vault.withKey(ws, names[i], (k) => step(i + 1, { ...acc, [names[i]]: k }));
+    return step(0, {});
+  }
+
+  const router = new ChatRouter({
+    store,
+    registry,
+    vault,
+    requests,
+    platform,
+    logger,
+    async retest(ws, modelId, _channel: ChannelRef) {
+      const sub = await submissions.forModel(ws, modelId);
+      if (!sub) return false;
+      await submissions.bumpRound(ws, sub.id);
+      await registry.set_status(ws, modelId, 'validating');
+      const payload: ValidateKeyPayload = { workspace: ws, model_id: modelId, submission_id: sub.id, token_hash: sub.token_hash, channel: sub.channel, lang: sub.lang };
+      await validateRunner.enqueue(JOB_VALIDATE_KEY, payload, { jobId: `validate-${sub.id}-r${sub.attempts_rounds + 1}` });
+      return true;
+    },
+    async probeStored(ws, model): Promise<ProbeResult> {
+      const r = await openSecrets<ProbeResult>(ws, model, (secrets) => getWire(model.wire).probe(model, secrets));
+      return r ?? { outcome: 'invalid_key', message: 'no key stored' };
+    },
+  });
+
+  const server = buildServer({
+    store,
+    requests,
+    boxKeys,
+    logger,
+    trustProxy: process.env.TRUST_PROXY === '1',
+    async onSubmit(ctx) {
+      const { record } = ctx;
+      const sealed: Record<string, string> = {};
+      for (const [env, box] of Object.entries(ctx.boxes)) sealed[env] = Buffer.from(box).toString('base64');
+      const sub = await submissions.add(record.workspace, {
+        model_id: record.model_id,
+        key_id: ctx.key_id,
+        sealed,
+        token_hash: ctx.token_hash,
+        channel: record.channel,
+        lang: record.lang,
+      });
+      await registry.set_status(record.workspace, record.model_id, 'validating');
+      const payload: ValidateKeyPayload = {
+        workspace: record.workspace,
+        model_id: record.model_id,
+        submission_id: sub.id,
+        token_hash: ctx.token_hash,
+        channel: record.channel,
+        lang: record.lang,
+      };
+      await validateRunner.enqueue(JOB_VALIDATE_KEY, payload, { jobId: `validate-${sub.id}` });
+    },
+    async verifyLaunch(record, req) {
+      const ch = channels.find((c) => c.name === record.channel.channel);
+      return ch?.verifyFormLaunch ? ch.verifyFormLaunch(record, req) : true;
+    },
+  });
+
+  let started = false;
+  const app: App = {
+    config,
+    logger,
+    store,
+    vault,
+    boxKeys,
+    registry,
+    requests,
+    submissions,
+    router,
+    notifier,
+    platform,
+    server,
+    validateRunner,
+    notifyRunner,
+    channels,
+    addChannel(adapter) {
+      if (started) throw new Error('add channels before start()');
+      channels.push(adapter);
+      notifier.addChannel(adapter);
+      adapter.mount?.(server);
+    },
+    async start() {
+      started = true;
+      await boxKeys.current(); // create the form key pair before the first request
+      const url = await server.listen({ port: config.port, host: config.host });
+      if (runWorker) await validateRunner.start();
+      await notifyRunner.start();
+      for (const ch of channels) await ch.start((msg) => router.handle(msg, ch));
+      logger.info({ url, store: store.kind, queue: validateRunner.kind, channels: channels.map((c) => c.name) }, 'byok-bot started');
+      return { url };
+    },
+    async stop() {
+      for (const ch of channels) await ch.stop().catch((e) => logger.warn({ err: e }, 'channel stop failed'));
+      await server.close();
+      await validateRunner.close();
+      await notifyRunner.close();
+      await store.close();
+    },
+  };
+  return app;
+}

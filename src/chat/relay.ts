@@ -1,0 +1,186 @@
+import type { ChannelAdapter, InboundMessage, SentRef } from '../../channels/types.ts';
+import { t, type Lang } from '../i18n/index.ts';
+import type { Logger } from '../log.ts';
+import type { ChannelRef } from '../queue/types.ts';
+import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../registry/types.ts';
+import type { Registry } from '../registry/registry.ts';
+import { getWire } from '../vendors/wires/index.ts';
+import type { ChatMessage, Secrets, StreamEvent } from '../vendors/types.ts';
+import { outcomeText } from './outcomes.ts';
+import type { PlatformModels } from './platform.ts';
+import { splitMessage } from './split.ts';
+import type { ChatStateStore } from './state.ts';
+import type { UsageLedger } from './usage.ts';
+
+/** The part of the vault the relay may use: presence checks and scoped opening. */
+export interface RelayKeys {
+  has(workspace: string, envVar: string): Promise<boolean>;
+  withKey<T>(workspace: string, envVar: string, fn: (key: Uint8Array) => Promise<T>): Promise<T | undefined>;
+}
+
+export interface RelayDeps {
+  vault: RelayKeys;
+  usage: UsageLedger;
+  state: ChatStateStore;
+  logger: Logger;
+  registry?: Registry;
+  platform?: PlatformModels;
+  /** Operator environment for platform model keys. */
+  env?: NodeJS.ProcessEnv;
+  /** Minimum interval between streaming edits (Telegram allows about one per second per chat). */
+  editIntervalMs?: number;
+}
+
+/**
+ * Sends one user message to the chat's model and streams the answer back. The key is
+ * opened only for the duration of the vendor call and wiped afterwards.
+ */
+export class Relay {
+  constructor(private deps: RelayDeps) {}
+
+  async reply(
+    msg: InboundMessage,
+    adapter: ChannelAdapter,
+    lang: Lang,
+    target: { selector?: string; owner: string },
+    text: string,
+    offerKeyForm: (model: CustomModel) => Promise<void>,
+  ): Promise<void> {
+    const send = (s: string) => adapter.send(msg.chat, { text: s });
+    if (!target.selector) {
+      await send(t(lang, 'relay.no_model'));
+      return;
+    }
+    const model = await this.resolve(target.selector, target.owner);
+    if (!model) {
+      await send(t(lang, 'model.unknown', { query: target.selector }));
+      return;
+    }
+    if (model.status === 'removed') {
+      await send(t(lang, 'model.removed', { id: model.id }));
+      return;
+    }
+    const isPlatform = model.vendor === 'platform';
+    if (!isPlatform && !model.key_optional) {
+      for (const env of [model.api_key_env, ...model.extra_env_vars]) {
+        if (!(await this.deps.vault.has(target.owner, env))) {
+          await send(t(lang, model.status === 'validating' ? 'relay.validating' : 'relay.key_missing', { model: model.name }));
+          if (model.status !== 'validating' && target.owner === msg.workspace) await offerKeyForm(model);
+          return;
+        }
+      }
+    }
+    const scope = msg.isPrivate ? msg.workspace : (msg.groupWorkspace ?? msg.workspace);
+    const history = (await this.deps.state.get(scope)).history;
+    const messages: ChatMessage[] = [...history, { role: 'user', content: text }];
+    const usageKey = isPlatform ? model.id : MODEL_SELECTOR_PREFIX + model.id;
+
+    const run = async (secrets: Secrets): Promise<string> => {
+      const wire = getWire(model.wire);
+      const controller = new AbortController();
+      let usage: { input: number; output: number } | undefined;
+      const events = wire.stream(model, secrets, messages, { signal: controller.signal });
+      const chunks = textChunks(events, (u) => (usage = u));
+      const answer = await this.present(adapter, msg.chat, chunks, lang);
+      if (usage) await this.deps.usage.record(target.owner, usageKey, usage.input, usage.output, model.pricing);
+      else await this.deps.usage.record(target.owner, usageKey, 0, 0, undefined);
+      return answer;
+    };
+
+    let answer: string;
+    try {
+      answer = isPlatform ? await this.withPlatformKey(model, run) : await this.withSecrets(target.owner, model, run);
+    } catch (e) {
+      const v = e as { outcome?: string; retryAfterMs?: number; message?: string };
+      if (v && typeof v.outcome === 'string') {
+        await send(outcomeText(lang, v.outcome, { model, message: v.message, retryAfterMs: v.retryAfterMs }));
+        this.deps.logger.warn({ outcome: v.outcome, model: model.id }, 'vendor call failed');
+        return;
+      }
+      throw e;
+    }
+    await this.deps.state.appendExchange(scope, text, answer);
+  }
+
+  private async resolve(selector: string, owner: string): Promise<CustomModel | undefined> {
+    if (selector.startsWith(MODEL_SELECTOR_PREFIX)) {
+      const res = await this.deps.registry?.get(owner, selector);
+      return res?.ok ? res.model : undefined;
+    }
+    return this.deps.platform?.models.find((m) => m.id === selector);
+  }
+
+  /** Opens every secret of the model (main key and extras), nested so all are wiped after. */
+  private async withSecrets<T>(owner: string, model: CustomModel, fn: (s: Secrets) => Promise<T>): Promise<T> {
+    const names = model.key_optional ? [] : [model.api_key_env, ...model.extra_env_vars];
+    const open = async (i: number, acc: Secrets): Promise<T> => {
+      if (i === names.length) return fn(acc);
+      const r = await this.deps.vault.withKey(owner, names[i], (key) => open(i + 1, { ...acc, [names[i]]: key }));
+      if (r === undefined) throw Object.assign(new Error('key missing'), { outcome: 'invalid_key' });
+      return r;
+    };
+    return open(0, {});
+  }
+
+  private async withPlatformKey<T>(model: CustomModel, fn: (s: Secrets) => Promise<T>): Promise<T> {
+    const raw = (this.deps.env ?? process.env)[model.api_key_env];
+    const key = new TextEncoder().encode(raw ?? '');
+    try {
+      return await fn({ [model.api_key_env]: key });
+    } finally {
+      key.fill(0);
+    }
+  }
+
+  /** Shows the streamed answer: the channel's own streaming, else send-then-edit, else one send. */
+  private async present(adapter: ChannelAdapter, chat: ChannelRef, chunks: AsyncIterable<string>, lang: Lang): Promise<string> {
+    if (adapter.streamReply) return adapter.streamReply(chat, chunks, lang);
+    const max = adapter.capabilities.maxMessageLength;
+    let full = '';
+    if (!adapter.capabilities.editMessages || !adapter.edit) {
+      for await (const c of chunks) full += c;
+      for (const part of splitMessage(full || t(lang, 'relay.empty'), max)) await adapter.send(chat, { text: part });
+      return full;
+    }
+    const interval = this.deps.editIntervalMs ?? 1000;
+    // Parts before the last are stable once the text has grown past them (the split only
+    // looks at the first `max` characters of what is left), so they are finalised by index.
+    let ref: SentRef | undefined;
+    let done = 0; // parts already finalised in their own messages
+    let lastShown = '';
+    let lastEdit = 0;
+    const show = async (text: string) => {
+      if (ref) await adapter.edit!(ref, { text });
+      else ref = await adapter.send(chat, { text });
+    };
+    const flush = async (final: boolean) => {
+      const parts = splitMessage(full, max);
+      while (done < parts.length - 1) {
+        await show(parts[done]);
+        done += 1;
+        ref = undefined;
+        lastShown = '';
+      }
+      const tail = parts[done] ?? '';
+      if (!tail || tail === lastShown) return;
+      if (!final && Date.now() - lastEdit < interval) return;
+      await show(tail);
+      lastShown = tail;
+      lastEdit = Date.now();
+    };
+    for await (const c of chunks) {
+      full += c;
+      await flush(false);
+    }
+    if (!full) await adapter.send(chat, { text: t(lang, 'relay.empty') });
+    else await flush(true);
+    return full;
+  }
+}
+
+async function* textChunks(events: AsyncIterable<StreamEvent>, onUsage: (u: { input: number; output: number }) => void): AsyncIterable<string> {
+  for await (const ev of events) {
+    if (ev.type === 'text' && ev.text) yield ev.text;
+    else if (ev.type === 'usage') onUsage({ input: ev.input_tokens, output: ev.output_tokens });
+  }
+}

@@ -1,0 +1,598 @@
+import type { ChannelAdapter, InboundMessage, OutgoingMessage, Choice } from '../../channels/types.ts';
+import { t, type Lang, type MessageKey } from '../i18n/index.ts';
+import type { Logger } from '../log.ts';
+import type { ChannelRef } from '../queue/types.ts';
+import type { Registry } from '../registry/registry.ts';
+import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../registry/types.ts';
+import { detectKeys, vendorHintForKinds } from '../secrets/detector.ts';
+import type { Store } from '../store/types.ts';
+import { findTemplate, getTemplate, loadTemplates, suggestTemplates } from '../vendors/templates.ts';
+import type { ProbeResult } from '../vendors/types.ts';
+import { outcomeText } from './outcomes.ts';
+import type { PlatformModels } from './platform.ts';
+import { Relay, type RelayKeys } from './relay.ts';
+import { ChatStateStore, PENDING_TTL_MS } from './state.ts';
+import { UsageLedger } from './usage.ts';
+
+/** Longest inbound message we relay; longer ones are refused with a clear reply. */
+export const MAX_INBOUND_CHARS = 16_000;
+
+export interface EnvInputRequester {
+  request(params: {
+    workspace: string;
+    channel: ChannelRef;
+    env_vars: string[];
+    reason: string;
+    model_id: string;
+    vendor: string;
+    vendor_name: string;
+    model_name: string;
+    homepage: string;
+    lang?: Lang;
+    force?: boolean;
+  }): Promise<{ status: 'issued'; url: string; expires_at: string; token_id: string } | { status: 'pending'; expires_at: string }>;
+  /** Remember which message shows the form, so the result can edit it (Telegram card). */
+  bindMessage?(tokenId: string, messageId: string): Promise<void>;
+}
+
+export interface ChatVault extends RelayKeys {
+  list(workspace: string): Promise<Array<{ env_var: string; masked: string }>>;
+  fingerprintMatcher(workspace: string): Promise<(candidate: string) => boolean>;
+}
+
+export interface ChatDeps {
+  store: Store;
+  registry: Registry;
+  vault: ChatVault;
+  requests: EnvInputRequester;
+  platform: PlatformModels;
+  logger: Logger;
+  /** Re-queues a sealed submission that is still pending for this model; false when none. */
+  retest(workspace: string, modelId: string, channel: ChannelRef, lang: Lang): Promise<boolean>;
+  /** Probes the vendor with the stored key (for /byok test when nothing is pending). */
+  probeStored(workspace: string, model: CustomModel): Promise<ProbeResult>;
+  relay?: Relay;
+}
+
+interface Ctx {
+  msg: InboundMessage;
+  adapter: ChannelAdapter;
+  lang: Lang;
+  reply: (text: string, extra?: Omit<OutgoingMessage, 'text'>) => Promise<void>;
+  tr: (key: MessageKey, params?: Record<string, string | number>) => string;
+}
+
+const ADD_INTENT_EN = /\b(add|register|connect|set ?up|use)\b.*\b(key|model|api|account)\b/i;
+const ADD_INTENT_ZH = /(添加|注册|接入|绑定).*(密钥|模型|key|api)/i;
+
+/**
+ * The channel-agnostic chat core: every inbound message passes the pasted-key guard,
+ * then a command (/model, /byok ..., /reset, /lang), or goes to the relay.
+ */
+export class ChatRouter {
+  readonly state: ChatStateStore;
+  readonly usage: UsageLedger;
+  readonly relay: Relay;
+
+  constructor(private readonly deps: ChatDeps) {
+    this.state = new ChatStateStore(deps.store);
+    this.usage = new UsageLedger(deps.store);
+    this.relay =
+      deps.relay ?? new Relay({ vault: deps.vault, usage: this.usage, state: this.state, logger: deps.logger, registry: deps.registry, platform: deps.platform });
+  }
+
+  async handle(msg: InboundMessage, adapter: ChannelAdapter): Promise<void> {
+    const lang = await this.langFor(msg);
+    const ctx: Ctx = {
+      msg,
+      adapter,
+      lang,
+      tr: (key, params) => t(lang, key, params),
+      reply: async (text, extra) => {
+        await adapter.send(msg.chat, { text, ...extra });
+      },
+    };
+    try {
+      // The guard runs before anything else, on every text-bearing message.
+      if (await this.refusePastedKey(ctx)) return;
+      const text = (msg.callbackData ?? msg.text).trim();
+      if (!text) return;
+      if (text.length > MAX_INBOUND_CHARS) {
+        await ctx.reply(ctx.tr('error.too_long', { len: text.length, max: MAX_INBOUND_CHARS }));
+        return;
+      }
+      if (text.startsWith('/')) {
+        await this.command(ctx, text);
+        return;
+      }
+      if (await this.pendingStep(ctx, text)) return;
+      if (await this.naturalAdd(ctx, text)) return;
+      await this.relay.reply(ctx.msg, adapter, lang, await this.modelFor(msg), text, (m) => this.offerKeyForm(ctx, m, false));
+    } catch (e) {
+      // Log the class of failure only: the message text is never logged.
+      this.deps.logger.error({ err: e, channel: msg.channel, kind: msg.kind }, 'chat handler failed');
+      await ctx.reply(ctx.tr('error.generic')).catch(() => undefined);
+    }
+  }
+
+  private async langFor(msg: InboundMessage): Promise<Lang> {
+    const prefs = await this.state.getPrefs(msg.workspace);
+    return prefs.lang ?? msg.lang ?? 'en';
+  }
+
+  /** Pasted-key guard. True when the message was refused. */
+  private async refusePastedKey(ctx: Ctx): Promise<boolean> {
+    const { msg, adapter } = ctx;
+    const isKnownKey = await this.deps.vault.fingerprintMatcher(msg.workspace);
+    const hit = detectKeys(msg.text, { isKnownKey });
+    if (!hit.refused) return false;
+    // Drop any half-finished multi-step action: the example carried a key.
+    await this.state.update(this.chatScope(msg), (s) => {
+      delete s.pending;
+    });
+    let deletion: string;
+    if (adapter.capabilities.deleteInbound && adapter.deleteInbound) {
+      const deleted = await adapter.deleteInbound(msg).catch(() => false);
+      deletion = ctx.tr(deleted ? 'guard.deleted' : 'guard.not_deleted');
+    } else {
+      deletion = ctx.tr('guard.no_delete');
+    }
+    const lines = [ctx.tr('guard.refused', { kinds: hit.kinds.join(', ') }), deletion, ctx.tr('guard.rotate'), ctx.tr('guard.use_form')];
+    const target = await this.modelForKinds(msg.workspace, hit.kinds);
+    lines.push(target ? ctx.tr('guard.offer_key', { model: target.name, id: target.id }) : ctx.tr('guard.offer_add'));
+    const text = msg.channel === 'wechat' ? [ctx.tr('wechat.key_exposed', { kinds: hit.kinds.join(', ') }), lines.at(-1)!].join('\n') : lines.join('\n');
+    await ctx.reply(text);
+    this.deps.logger.warn({ channel: msg.channel, kinds: hit.kinds }, 'refused a message carrying an API key');
+    return true;
+  }
+
+  /** The model a pasted key most probably belongs to: same vendor, else the only one. */
+  private async modelForKinds(workspace: string, kinds: string[]): Promise<CustomModel | undefined> {
+    const res = await this.deps.registry.list_models(workspace);
+    if (!res.ok) return undefined;
+    const models = res.models.filter((m) => m.status !== 'removed');
+    const vendor = vendorHintForKinds(kinds);
+    return (vendor && models.find((m) => m.vendor === vendor)) || (models.length === 1 ? models[0] : undefined);
+  }
+
+  private chatScope(msg: InboundMessage): string {
+    return msg.isPrivate ? msg.workspace : (msg.groupWorkspace ?? msg.workspace);
+  }
+
+  private async modelFor(msg: InboundMessage): Promise<{ selector?: string; owner: string }> {
+    const s = await this.state.get(this.chatScope(msg));
+    return { selector: s.model ?? this.deps.platform.default, owner: s.model_owner ?? msg.workspace };
+  }
+
+  // ---------------------------------------------------------------- commands
+
+  private async command(ctx: Ctx, text: string): Promise<void> {
+    const m = /^\/([A-Za-z_]+)(?:@\S+)?(?:\s+([\s\S]*))?$/.exec(text);
+    if (!m) return this.help(ctx);
+    const cmd = m[1].toLowerCase();
+    const rest = (m[2] ?? '').trim();
+    switch (cmd) {
+      case 'start':
+        if (rest.startsWith('byok_')) return this.byok(ctx, deepLinkToArgs(rest));
+        return this.help(ctx);
+      case 'help':
+        return this.help(ctx);
+      case 'model':
+      case 'models':
+        return this.model(ctx, rest);
+      case 'byok':
+        return this.byok(ctx, rest);
+      case 'reset':
+        await this.state.update(this.chatScope(ctx.msg), (s) => {
+          s.history = [];
+          delete s.pending;
+        });
+        return ctx.reply(ctx.tr('reset.done'));
+      case 'lang': {
+        const l = rest.toLowerCase();
+        if (l !== 'en' && l !== 'zh') return ctx.reply(ctx.tr('lang.usage'));
+        await this.state.setLang(ctx.msg.workspace, l);
+        return ctx.reply(t(l, 'lang.set'));
+      }
+      default:
+        return this.help(ctx);
+    }
+  }
+
+  private async help(ctx: Ctx): Promise<void> {
+    await ctx.reply(`${ctx.tr('help.title')}\n\n${ctx.tr('help.body')}`);
+  }
+
+  /** Numbered list shared by /model and /model <n>: platform models first, then custom. */
+  private async modelChoices(workspace: string): Promise<Array<{ selector: string; label: string; model: CustomModel }>> {
+    const out: Array<{ selector: string; label: string; model: CustomModel }> = [];
+    for (const p of this.deps.platform.models) out.push({ selector: p.id, label: p.name, model: p });
+    const res = await this.deps.registry.list_models(workspace);
+    if (res.ok) {
+      for (const c of res.models) {
+        if (c.status === 'removed') continue;
+        out.push({ selector: MODEL_SELECTOR_PREFIX + c.id, label: `${c.name} (${MODEL_SELECTOR_PREFIX}${c.id})`, model: c });
+      }
+    }
+    return out;
+  }
+
+  private async model(ctx: Ctx, arg: string): Promise<void> {
+    const { msg } = ctx;
+    const inGroup = !msg.isPrivate;
+    if (!arg) return this.showModels(ctx);
+    if (inGroup && ctx.adapter.isGroupAdmin && !(await ctx.adapter.isGroupAdmin(msg))) {
+      return ctx.reply(ctx.tr('model.group_admin_only'));
+    }
+    const choices = await this.modelChoices(msg.workspace);
+    let chosen: { selector: string; model: CustomModel } | undefined;
+    if (/^\d{1,4}$/.test(arg)) {
+      chosen = choices[Number(arg) - 1];
+      if (!chosen) return ctx.reply(ctx.tr('model.bad_index', { n: arg }));
+    } else {
+      chosen = choices.find((c) => c.selector === arg || c.selector.toLowerCase() === arg.toLowerCase());
+      if (!chosen) {
+        const res = await this.deps.registry.resolve(msg.workspace, arg);
+        if (res.ok) {
+          if (res.model.status === 'removed') return ctx.reply(ctx.tr('model.removed', { id: res.model.id }));
+          chosen = { selector: MODEL_SELECTOR_PREFIX + res.model.id, model: res.model };
+        } else {
+          const names = [
+            ...((res as { suggestions?: string[] }).suggestions ?? []).map((s) => (s.startsWith(MODEL_SELECTOR_PREFIX) ? s : MODEL_SELECTOR_PREFIX + s)),
+            ...closest(arg, this.deps.platform.models.map((p) => p.id)),
+          ].slice(0, 3);
+          const lines = [ctx.tr('model.unknown', { query: arg.slice(0, 80) })];
+          if (names.length) lines.push(ctx.tr('model.did_you_mean', { list: names.join(', ') }));
+          return ctx.reply(lines.join('\n'));
+        }
+      }
+    }
+    await this.state.update(this.chatScope(msg), (s) => {
+      s.model = chosen!.selector;
+      if (inGroup) s.model_owner = msg.workspace;
+      else delete s.model_owner;
+    });
+    await ctx.reply(ctx.tr(inGroup ? 'model.group_switched' : 'model.switched', { model: chosen.model.name }));
+    // A custom model whose key is missing gets the secure form right away (private chats only).
+    if (chosen.selector.startsWith(MODEL_SELECTOR_PREFIX) && msg.isPrivate && (await this.needsKey(msg.workspace, chosen.model))) {
+      await this.offerKeyForm(ctx, chosen.model, false);
+    }
+  }
+
+  private async showModels(ctx: Ctx): Promise<void> {
+    const { msg } = ctx;
+    const current = await this.modelFor(msg);
+    const choices = await this.modelChoices(msg.workspace);
+    const lines: string[] = [];
+    const currentLabel = current.selector ? (choices.find((c) => c.selector === current.selector)?.label ?? current.selector) : undefined;
+    lines.push(currentLabel ? ctx.tr('model.current', { model: currentLabel }) : ctx.tr('model.none'));
+    const buttons: Choice[][] = [];
+    if (choices.length) {
+      lines.push('', ctx.tr('model.list_header'));
+      choices.forEach((c, i) => {
+        const mark = c.selector === current.selector ? ' ✓' : '';
+        const status = c.model.vendor === 'platform' ? '' : ` · ${ctx.tr(`model.status_${c.model.status}` as MessageKey)}`;
+        lines.push(`${i + 1}. ${c.label}${status}${mark}`);
+        buttons.push([{ label: `${c.selector === current.selector ? '✓ ' : ''}${c.model.name}`, data: `/model ${c.selector}` }]);
+      });
+    }
+    if (!choices.some((c) => c.model.vendor !== 'platform')) lines.push('', ctx.tr('model.no_custom'));
+    await ctx.reply(lines.join('\n'), { choices: buttons.length ? buttons : undefined });
+  }
+
+  private async byok(ctx: Ctx, rest: string): Promise<void> {
+    const { msg } = ctx;
+    const [sub, ...args] = rest.split(/\s+/).filter(Boolean);
+    if (!msg.isPrivate) {
+      // Keys and BYOK management never happen in a group: continue in a private chat.
+      const link = ctx.adapter.privateChatLink?.(argsToDeepLink(rest));
+      return ctx.reply(link ? ctx.tr('byok.private_only_link', { url: link }) : ctx.tr('byok.private_only'), { noPreview: true });
+    }
+    const ws = msg.workspace;
+    const reg = this.deps.registry;
+    switch ((sub ?? '').toLowerCase()) {
+      case '':
+      case 'help':
+        return ctx.reply(ctx.tr('byok.help'));
+      case 'templates': {
+        const lines = [ctx.tr('byok.templates_header')];
+        for (const tpl of loadTemplates()) lines.push(`• ${tpl.id}: ${tpl.name} (${tpl.aliases.slice(0, 3).join(', ')})`);
+        return ctx.reply(lines.join('\n'));
+      }
+      case 'add':
+        return this.addTemplate(ctx, args);
+      case 'example':
+        await this.state.update(this.chatScope(msg), (s) => {
+          s.pending = { kind: 'await_example', at: new Date().toISOString() };
+        });
+        return ctx.reply(ctx.tr('byok.example_prompt'));
+      case 'confirm':
+        return this.confirmExample(ctx, args.join(' '));
+      case 'cancel':
+        await this.state.update(this.chatScope(msg), (s) => {
+          delete s.pending;
+        });
+        return ctx.reply(ctx.tr('byok.cancelled'));
+      case 'list': {
+        const res = await reg.list_models(ws);
+        if (!res.ok) return ctx.reply(res.error);
+        const models = res.models.filter((m) => m.status !== 'removed');
+        if (!models.length) return ctx.reply(ctx.tr('byok.list_empty'));
+        const keys = new Map((await this.deps.vault.list(ws)).map((k) => [k.env_var, k.masked]));
+        const lines = [ctx.tr('byok.list_header')];
+        models.forEach((m, i) =>
+          lines.push(
+            ctx.tr('byok.list_item', {
+              n: i + 1,
+              id: m.id,
+              name: m.name,
+              vendor: m.vendor,
+              upstream: m.upstream_model,
+              status: ctx.tr(`model.status_${m.status}` as MessageKey),
+              masked: keys.get(m.api_key_env) ?? ctx.tr('byok.key_missing'),
+            }),
+          ),
+        );
+        return ctx.reply(lines.join('\n'));
+      }
+      case 'key': {
+        const model = await this.modelArg(ctx, args[0]);
+        if (model) await this.offerKeyForm(ctx, model, true);
+        return;
+      }
+      case 'test': {
+        const model = await this.modelArg(ctx, args[0]);
+        if (!model) return;
+        if (await this.deps.retest(ws, model.id, msg.chat, ctx.lang)) return ctx.reply(ctx.tr('byok.test_started', { id: model.id }));
+        if (await this.needsKey(ws, model)) return this.offerKeyForm(ctx, model, false);
+        const result = await this.deps.probeStored(ws, model);
+        if (result.outcome === 'ok') {
+          if (model.status !== 'active') await reg.set_status(ws, model.id, 'active');
+          return ctx.reply(ctx.tr('byok.test_ok', { id: model.id }));
+        }
+        return ctx.reply(outcomeText(ctx.lang, result.outcome, { model, message: result.message, retryAfterMs: result.retryAfterMs }));
+      }
+      case 'edit': {
+        const [id, field, ...valueParts] = args;
+        const value = valueParts.join(' ');
+        if (!id || !field || !value) return ctx.reply(ctx.tr('byok.edit_usage'));
+        const key = ({ name: 'name', model: 'upstream_model', upstream_model: 'upstream_model', base_url: 'base_url', url: 'base_url', max_tokens: 'max_tokens' } as Record<string, string>)[field.toLowerCase()];
+        const changes: Record<string, unknown> = key ? { [key]: key === 'max_tokens' ? Number(value) : value } : { [field]: value };
+        const res = await reg.update(ws, id, changes);
+        return ctx.reply(res.ok ? ctx.tr('byok.edited', { id: res.model.id, field: key ?? field }) : res.error);
+      }
+      case 'remove':
+      case 'delete': {
+        if (!args[0]) return ctx.reply(ctx.tr('byok.help'));
+        const res = await reg.remove(ws, args[0]);
+        if (!res.ok) return ctx.reply(res.error);
+        await this.state.update(this.chatScope(msg), (s) => {
+          if (s.model === MODEL_SELECTOR_PREFIX + res.model.id) delete s.model;
+        });
+        return ctx.reply(ctx.tr('byok.removed', { id: res.model.id }));
+      }
+      case 'usage': {
+        const doc = await this.usage.get(ws);
+        const entries = Object.entries(doc.models);
+        if (!entries.length) return ctx.reply(ctx.tr('byok.usage_empty'));
+        const lines = [ctx.tr('byok.usage_header')];
+        for (const [key, u] of entries) {
+          const cost = Object.entries(u.cost)
+            .map(([cur, v]) => `${v.toFixed(4)} ${cur}`)
+            .join(', ');
+          lines.push(
+            ctx.tr('byok.usage_item', {
+              id: key.replace(MODEL_SELECTOR_PREFIX, ''),
+              requests: u.requests,
+              input: u.input_tokens,
+              output: u.output_tokens,
+              cost: cost ? `, ≈ ${cost}` : '',
+            }),
+          );
+        }
+        return ctx.reply(lines.join('\n'));
+      }
+      default:
+        return ctx.reply(ctx.tr('byok.unknown_sub', { help: ctx.tr('byok.help') }));
+    }
+  }
+
+  private async modelArg(ctx: Ctx, arg: string | undefined): Promise<CustomModel | undefined> {
+    if (!arg) {
+      await ctx.reply(ctx.tr('byok.help'));
+      return undefined;
+    }
+    const res = await this.deps.registry.resolve(ctx.msg.workspace, arg);
+    if (res.ok) return res.model;
+    const sugg = (res as { suggestions?: string[] }).suggestions ?? [];
+    await ctx.reply([ctx.tr('model.unknown', { query: arg.slice(0, 80) }), ...(sugg.length ? [ctx.tr('model.did_you_mean', { list: sugg.join(', ') })] : [])].join('\n'));
+    return undefined;
+  }
+
+  /** `/byok add <vendor or alias> [upstream_model] [name]` (and the natural-language form). */
+  private async addTemplate(ctx: Ctx, args: string[]): Promise<void> {
+    if (!args.length) return ctx.reply(ctx.tr('byok.usage_add'));
+    // The vendor may be several words ("azure openai"): take the longest prefix that names one.
+    let vendorArgs = args.length;
+    let tpl = undefined as ReturnType<typeof findTemplate>;
+    for (; vendorArgs > 0 && !tpl; vendorArgs--) tpl = getTemplate(args.slice(0, vendorArgs).join(' ').toLowerCase()) ?? findTemplate(args.slice(0, vendorArgs).join(' '));
+    if (!tpl) {
+      const sugg = suggestTemplates(args[0], 3).map((s) => s.id);
+      return ctx.reply([ctx.tr('byok.unknown_vendor', { query: args[0].slice(0, 60) }), ...(sugg.length ? [ctx.tr('model.did_you_mean', { list: sugg.join(', ') })] : []), ctx.tr('byok.usage_add')].join('\n'));
+    }
+    const [upstream, ...nameParts] = args.slice(vendorArgs + 1);
+    if (tpl.base_url === null) return ctx.reply(ctx.tr('byok.need_base_url', { vendor: tpl.id }));
+    const res = await this.deps.registry.add_template(ctx.msg.workspace, tpl.id, { upstream_model: upstream, name: nameParts.join(' ') || undefined });
+    return this.afterAdd(ctx, res);
+  }
+
+  private async afterAdd(ctx: Ctx, res: Awaited<ReturnType<Registry['add_template']>>): Promise<void> {
+    if (!res.ok) {
+      const sugg = (res as { suggestions?: string[] }).suggestions;
+      return ctx.reply([res.error, ...(sugg?.length ? [ctx.tr('model.did_you_mean', { list: sugg.join(', ') })] : [])].join('\n'));
+    }
+    const lines = [ctx.tr(res.reactivated ? 'byok.reactivated' : 'byok.added', { name: res.model.name, id: res.model.id })];
+    for (const w of res.warnings ?? []) lines.push(`⚠️ ${w}`);
+    const tpl = getTemplate(res.model.vendor);
+    const notes = tpl ? (ctx.lang === 'zh' && tpl.notes_zh.length ? tpl.notes_zh : tpl.notes) : [];
+    for (const n of notes.slice(0, 2)) lines.push(`ℹ️ ${n}`);
+    if (!res.need_env_input) lines.push(ctx.tr('byok.key_reused', { env: res.model.api_key_env, id: res.model.id }));
+    await ctx.reply(lines.join('\n'), { noPreview: true });
+    if (res.need_env_input) await this.offerKeyForm(ctx, res.model, false, res.need_env_input);
+  }
+
+  /** Natural-language "add my Claude key" / "添加通义千问的密钥". */
+  private async naturalAdd(ctx: Ctx, text: string): Promise<boolean> {
+    if (text.length > 200 || !(ADD_INTENT_EN.test(text) || ADD_INTENT_ZH.test(text))) return false;
+    const tpl = findTemplate(text);
+    if (!tpl) return false;
+    if (!ctx.msg.isPrivate) {
+      await this.byok(ctx, `add ${tpl.id}`);
+      return true;
+    }
+    await this.addTemplate(ctx, [tpl.id]);
+    return true;
+  }
+
+  /** The next message after /byok example is the vendor's API example. */
+  private async pendingStep(ctx: Ctx, text: string): Promise<boolean> {
+    const scope = this.chatScope(ctx.msg);
+    const s = await this.state.get(scope);
+    if (s.pending?.kind !== 'await_example') return false;
+    if (Date.now() - Date.parse(s.pending.at) > PENDING_TTL_MS) {
+      await this.state.update(scope, (st) => {
+        delete st.pending;
+      });
+      return false;
+    }
+    const res = this.deps.registry.parse_example(text);
+    if (!res.ok) {
+      await ctx.reply(res.error);
+      return true;
+    }
+    const { draft, warnings } = res;
+    await this.state.update(scope, (st) => {
+      st.pending = { kind: 'confirm_example', draft, at: new Date().toISOString() };
+    });
+    const extra = [
+      draft.thinking ? `\nthinking: ${draft.thinking.style}${draft.thinking.param ? ` (${draft.thinking.param})` : ''}` : '',
+      Object.keys(draft.request_fields).length ? `\nrequest fields: ${Object.keys(draft.request_fields).join(', ')}` : '',
+      Object.keys(draft.headers).length ? `\nheaders: ${Object.keys(draft.headers).join(', ')}` : '',
+      ...warnings.map((w) => `\n⚠️ ${w}`),
+    ].join('');
+    await ctx.reply(ctx.tr('byok.example_draft', { base_url: draft.base_url, model: draft.upstream_model, wire: draft.wire, env: draft.api_key_env, extra }), { noPreview: true });
+    return true;
+  }
+
+  private async confirmExample(ctx: Ctx, name: string): Promise<void> {
+    const scope = this.chatScope(ctx.msg);
+    const s = await this.state.get(scope);
+    if (s.pending?.kind !== 'confirm_example') return ctx.reply(ctx.tr('byok.example_none'));
+    const d = s.pending.draft;
+    const res = await this.deps.registry.add(ctx.msg.workspace, {
+      upstream_model: d.upstream_model,
+      base_url: d.base_url,
+      wire: d.wire,
+      name: name || undefined,
+      api_key_env: d.api_key_env,
+      headers: d.headers,
+      request_fields: d.request_fields,
+      thinking: d.thinking,
+      max_tokens: d.max_tokens,
+    });
+    if (res.ok) {
+      await this.state.update(scope, (st) => {
+        delete st.pending;
+      });
+    }
+    return this.afterAdd(ctx, res);
+  }
+
+  private async needsKey(workspace: string, model: CustomModel): Promise<boolean> {
+    if (model.key_optional) return false;
+    for (const env of [model.api_key_env, ...model.extra_env_vars]) if (!(await this.deps.vault.has(workspace, env))) return true;
+    return false;
+  }
+
+  /** Issues (or, when one is pending and not forced, points to) the one-time secure form. */
+  private async offerKeyForm(ctx: Ctx, model: CustomModel, force: boolean, need?: { env_vars: string[]; reason: string }): Promise<void> {
+    const { msg, adapter } = ctx;
+    if (!msg.isPrivate) {
+      const link = adapter.privateChatLink?.(argsToDeepLink(`key ${model.id}`));
+      await ctx.reply(link ? ctx.tr('byok.private_only_link', { url: link }) : ctx.tr('byok.private_only'), { noPreview: true });
+      return;
+    }
+    const tpl = getTemplate(model.vendor);
+    const env_vars = need?.env_vars ?? [model.api_key_env, ...model.extra_env_vars];
+    const vendorName = tpl?.name ?? model.vendor;
+    const reason = need?.reason ?? `${vendorName} API key for ${model.name} (custom/${model.id})`;
+    const res = await this.deps.requests.request({
+      workspace: msg.workspace,
+      channel: { ...msg.chat, lang: ctx.lang },
+      env_vars,
+      reason,
+      model_id: model.id,
+      vendor: model.vendor,
+      vendor_name: vendorName,
+      model_name: `${model.name} (${model.upstream_model})`,
+      homepage: tpl?.homepage ?? model.base_url,
+      lang: ctx.lang,
+      force,
+    });
+    if (res.status === 'pending') {
+      await ctx.reply(ctx.tr('byok.form_pending', { expires: formatTime(res.expires_at), id: model.id }));
+      return;
+    }
+    const sent = await adapter.requestEnvInput(msg.chat, {
+      workspace: msg.workspace,
+      model_id: model.id,
+      vendor: model.vendor,
+      vendor_name: vendorName,
+      model_name: `${model.name} (${model.upstream_model})`,
+      env_vars,
+      reason,
+      url: res.url,
+      expires_at: res.expires_at,
+      lang: ctx.lang,
+    });
+    await this.deps.requests.bindMessage?.(res.token_id, sent.messageId);
+  }
+}
+
+/** Telegram deep-link payloads allow [A-Za-z0-9_-] only, up to 64 characters. */
+export function argsToDeepLink(args: string): string {
+  const words = args.trim().split(/\s+/).filter(Boolean).slice(0, 3);
+  return ('byok_' + words.map((w) => w.replace(/[^A-Za-z0-9-]/g, '')).join('_')).slice(0, 64);
+}
+
+export function deepLinkToArgs(payload: string): string {
+  return payload.replace(/^byok_/, '').split('_').join(' ');
+}
+
+export function formatTime(iso: string): string {
+  const d = new Date(iso);
+  return `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+function closest(query: string, candidates: string[]): string[] {
+  const q = query.toLowerCase();
+  return candidates
+    .map((c) => ({ c, d: editDistance(q, c.toLowerCase()) }))
+    .filter((x) => x.d <= Math.max(2, Math.floor(x.c.length / 3)))
+    .sort((a, b) => a.d - b.d)
+    .map((x) => x.c);
+}
+
+function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0];
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j];
+      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length];
+}

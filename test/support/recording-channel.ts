@@ -1,0 +1,57 @@
+import type { ChannelAdapter, EnvInputRequest, InboundMessage, KeyResult, OutgoingMessage, SentRef } from '../../channels/types.ts';
+import type { ChannelRef } from '../../src/queue/types.ts';
+
+/** A channel that records what the bot sends; tests push inbound messages with `say`. */
+export class RecordingChannel implements ChannelAdapter {
+  readonly name: string;
+  readonly capabilities = { deleteInbound: false, editMessages: false, buttons: false, maxMessageLength: 4096 };
+  readonly sent: Array<{ chat: ChannelRef; text: string }> = [];
+  readonly forms: EnvInputRequest[] = [];
+  readonly results: KeyResult[] = [];
+  private handler?: (msg: InboundMessage) => Promise<void>;
+  private seq = 0;
+
+  constructor(name = 'test') {
+    this.name = name;
+  }
+
+  async start(onMessage: (msg: InboundMessage) => Promise<void>): Promise<void> {
+    this.handler = onMessage;
+  }
+  async stop(): Promise<void> {}
+
+  async send(chat: ChannelRef, msg: OutgoingMessage): Promise<SentRef> {
+    this.sent.push({ chat, text: msg.text });
+    return { chat, messageId: String(++this.seq) };
+  }
+
+  async requestEnvInput(chat: ChannelRef, req: EnvInputRequest): Promise<SentRef> {
+    this.forms.push(req);
+    return this.send(chat, { text: `form ${req.url}` });
+  }
+
+  async keyResult(chat: ChannelRef, result: KeyResult): Promise<void> {
+    this.results.push(result);
+    await this.send(chat, { text: result.text });
+  }
+
+  /** Sends a private message from `userId` and waits until the bot has handled it. */
+  async say(text: string, userId = '1'): Promise<void> {
+    if (!this.handler) throw new Error('channel not started');
+    await this.handler({
+      channel: this.name,
+      chat: { channel: this.name, chat_id: userId, user_id: userId },
+      messageId: String(++this.seq),
+      senderId: userId,
+      workspace: `tg:${userId}`,
+      isPrivate: true,
+      lang: 'en',
+      text,
+      kind: 'text',
+    });
+  }
+
+  texts(): string {
+    return this.sent.map((s) => s.text).join('\n');
+  }
+}
