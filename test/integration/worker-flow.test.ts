@@ -1,15 +1,15 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
 import { testApp, type LogCapture } from '../support/app.ts';
 import { startFakeOpenAI, type FakeVendor } from '../support/fake-vendors.ts';
 import { submitForm, waitFor } from '../support/form.ts';
 import { RecordingChannel } from '../support/recording-channel.ts';
+import { connectTestRedis, deleteWithPrefix, dumpPrefix, newTestPrefix, TEST_REDIS_URL } from '../support/redis.ts';
 
-const REDIS_URL = 'redis://127.0.0.1:6379';
 const WS = 'tg:1';
 
 function canary(): string {
@@ -39,18 +39,15 @@ for (const mode of ['embedded', 'redis'] as const) {
     let fake: FakeVendor;
     let chan: RecordingChannel;
     let redis: Redis | undefined;
-    const prefix = `byoktest:${randomBytes(4).toString('hex')}:`;
+    const prefix = newTestPrefix('worker');
     const payloads: unknown[] = [];
     const keysUsed: string[] = [];
 
     beforeAll(async () => {
       fake = await startFakeOpenAI({ reply: 'pong' });
-      const env: Record<string, string> = mode === 'redis' ? { REDIS_URL, BYOK_REDIS_PREFIX: prefix } : {};
+      const env: Record<string, string> = mode === 'redis' ? { REDIS_URL: TEST_REDIS_URL, BYOK_REDIS_PREFIX: prefix } : {};
       ({ app, dataDir, logs, cleanup } = await testApp(env));
-      if (mode === 'redis') {
-        redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
-        await redis.connect(); // fails the suite loudly when Redis is down
-      }
+      if (mode === 'redis') redis = await connectTestRedis(); // fails loudly when Redis is down
       // Record every job payload at enqueue time.
       for (const runner of [app.validateRunner, app.notifyRunner]) {
         const enqueue = runner.enqueue.bind(runner);
@@ -68,8 +65,7 @@ for (const mode of ['embedded', 'redis'] as const) {
       await cleanup();
       await fake.close();
       if (redis) {
-        const keys = await redis.keys(`${prefix}*`);
-        if (keys.length) await redis.del(...keys);
+        await deleteWithPrefix(redis, prefix);
         await redis.quit();
       }
     });
@@ -176,19 +172,9 @@ for (const mode of ['embedded', 'redis'] as const) {
       expect(payloads.length).toBeGreaterThanOrEqual(4);
       const haystacks: Array<[string, string]> = [['payloads', JSON.stringify(payloads)], ['logs', logs.text()], ...readTree(dataDir)];
       if (redis) {
-        const keys = await redis.keys(`${prefix}*`);
-        expect(keys.length).toBeGreaterThan(0);
-        for (const k of keys) {
-          const type = await redis.type(k);
-          let v = '';
-          if (type === 'string') v = (await redis.get(k)) ?? '';
-          else if (type === 'hash') v = JSON.stringify(await redis.hgetall(k));
-          else if (type === 'list') v = JSON.stringify(await redis.lrange(k, 0, -1));
-          else if (type === 'set') v = JSON.stringify(await redis.smembers(k));
-          else if (type === 'zset') v = JSON.stringify(await redis.zrange(k, 0, -1));
-          else if (type === 'stream') v = JSON.stringify(await redis.xrange(k, '-', '+'));
-          haystacks.push([`redis ${k}`, k + v]);
-        }
+        const dump = await dumpPrefix(redis, prefix);
+        expect(dump.size).toBeGreaterThan(0);
+        for (const [k, v] of dump) haystacks.push([`redis ${k}`, v]);
       }
       for (const key of keysUsed) {
         const body = key.slice('sk-proj-'.length);
