@@ -6,7 +6,8 @@ import type { Registry } from '../registry/registry.ts';
 import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../registry/types.ts';
 import { detectKeys, vendorHintForKinds } from '../secrets/detector.ts';
 import type { Store } from '../store/types.ts';
-import { findTemplate, getTemplate, loadTemplates, suggestTemplates } from '../vendors/templates.ts';
+import { findTemplate, getTemplate, loadTemplates, normalize, suggestTemplates } from '../vendors/templates.ts';
+import type { Template } from '../vendors/template-schema.ts';
 import type { ProbeResult } from '../vendors/types.ts';
 import { outcomeText } from './outcomes.ts';
 import type { PlatformModels } from './platform.ts';
@@ -232,6 +233,8 @@ export class ChatRouter {
     } else {
       chosen = choices.find((c) => c.selector === arg || c.selector.toLowerCase() === arg.toLowerCase());
       if (!chosen) {
+        const direct = await this.deps.registry.get(msg.workspace, arg);
+        if (direct.ok && direct.model.status === 'removed') return ctx.reply(ctx.tr('model.removed', { id: direct.model.id }));
         const res = await this.deps.registry.resolve(msg.workspace, arg);
         if (res.ok) {
           if (res.model.status === 'removed') return ctx.reply(ctx.tr('model.removed', { id: res.model.id }));
@@ -412,15 +415,23 @@ export class ChatRouter {
   /** `/byok add <vendor or alias> [upstream_model] [name]` (and the natural-language form). */
   private async addTemplate(ctx: Ctx, args: string[]): Promise<void> {
     if (!args.length) return ctx.reply(ctx.tr('byok.usage_add'));
-    // The vendor may be several words ("azure openai"): take the longest prefix that names one.
-    let vendorArgs = args.length;
-    let tpl = undefined as ReturnType<typeof findTemplate>;
-    for (; vendorArgs > 0 && !tpl; vendorArgs--) tpl = getTemplate(args.slice(0, vendorArgs).join(' ').toLowerCase()) ?? findTemplate(args.slice(0, vendorArgs).join(' '));
+    // The vendor may be several words ("azure openai"): the longest prefix that exactly
+    // names one wins; a lone word may also be found inside it ("通义千问的").
+    let vendorArgs = 0;
+    let tpl: Template | undefined;
+    for (let n = Math.min(3, args.length); n > 0 && !tpl; n--) {
+      tpl = exactTemplate(args.slice(0, n).join(' '));
+      if (tpl) vendorArgs = n;
+    }
+    if (!tpl) {
+      tpl = findTemplate(args[0]);
+      vendorArgs = 1;
+    }
     if (!tpl) {
       const sugg = suggestTemplates(args[0], 3).map((s) => s.id);
       return ctx.reply([ctx.tr('byok.unknown_vendor', { query: args[0].slice(0, 60) }), ...(sugg.length ? [ctx.tr('model.did_you_mean', { list: sugg.join(', ') })] : []), ctx.tr('byok.usage_add')].join('\n'));
     }
-    const [upstream, ...nameParts] = args.slice(vendorArgs + 1);
+    const [upstream, ...nameParts] = args.slice(vendorArgs);
     if (tpl.base_url === null) return ctx.reply(ctx.tr('byok.need_base_url', { vendor: tpl.id }));
     const res = await this.deps.registry.add_template(ctx.msg.workspace, tpl.id, { upstream_model: upstream, name: nameParts.join(' ') || undefined });
     return this.afterAdd(ctx, res);
@@ -572,6 +583,13 @@ export function deepLinkToArgs(payload: string): string {
 export function formatTime(iso: string): string {
   const d = new Date(iso);
   return `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+/** A template named exactly (id, alias or display name, ignoring case and punctuation). */
+function exactTemplate(words: string): Template | undefined {
+  const q = normalize(words);
+  if (!q) return undefined;
+  return loadTemplates().find((t) => normalize(t.id) === q || normalize(t.name) === q || t.aliases.some((a) => normalize(a) === q));
 }
 
 function closest(query: string, candidates: string[]): string[] {

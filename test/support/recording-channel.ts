@@ -35,20 +35,27 @@ export class RecordingChannel implements ChannelAdapter {
     await this.send(chat, { text: result.text });
   }
 
-  /** Sends a private message from `userId` and waits until the bot has handled it. */
-  async say(text: string, userId = '1'): Promise<void> {
+  /** Sends a message from `userId` (privately, or in group `group`) and waits until it is handled. */
+  async say(text: string, userId = '1', opts: { group?: string; lang?: 'en' | 'zh' } = {}): Promise<void> {
     if (!this.handler) throw new Error('channel not started');
+    const chatId = opts.group ?? userId;
     await this.handler({
       channel: this.name,
-      chat: { channel: this.name, chat_id: userId, user_id: userId },
+      chat: { channel: this.name, chat_id: chatId, user_id: userId },
       messageId: String(++this.seq),
       senderId: userId,
       workspace: `tg:${userId}`,
-      isPrivate: true,
-      lang: 'en',
+      groupWorkspace: opts.group ? `tg:group:${opts.group}` : undefined,
+      isPrivate: !opts.group,
+      lang: opts.lang ?? 'en',
       text,
       kind: 'text',
     });
+  }
+
+  /** The text of the last message sent. */
+  last(): string {
+    return this.sent.at(-1)?.text ?? '';
   }
 
   texts(): string {
