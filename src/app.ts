@@ -13,7 +13,7 @@ import { BoxKeys } from './secrets/box-keys.ts';
 import { redactKeys } from './secrets/detector.ts';
 import { loadMasterKeys } from './secrets/master-key.ts';
 import { Vault } from './secrets/vault.ts';
-import { buildServer } from './secure-input/server.ts';
+import { buildServer, type RateLimits } from './secure-input/server.ts';
 import { Submissions } from './secure-input/submissions.ts';
 import { EnvInputRequests } from './secure-input/tokens.ts';
 import { createStore } from './store/index.ts';
@@ -31,6 +31,8 @@ export interface AppOptions {
   retry?: RetryPolicy;
   /** Replace the vendor probe (benchmarks that exclude vendor time). */
   probe?: ValidateDeps['probe'];
+  /** Secure-form rate limits (benchmarks raise them). */
+  rateLimits?: Partial<RateLimits>;
 }
 
 export interface App {
@@ -124,6 +126,7 @@ export async function createApp(opts: AppOptions): Promise<App> {
     requests,
     boxKeys,
     logger,
+    rateLimits: opts.rateLimits,
     trustProxy: process.env.TRUST_PROXY === '1',
     async onSubmit(ctx) {
       const { record } = ctx;
