@@ -510,6 +510,7 @@ export class ChatRouter {
       request_fields: d.request_fields,
       thinking: d.thinking,
       max_tokens: d.max_tokens,
+      query: d.query,
     });
     if (res.ok) {
       await this.state.update(scope, (st) => {

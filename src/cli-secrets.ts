@@ -1,0 +1,150 @@
+import type { Config } from './config.ts';
+import { ByokError } from './errors.ts';
+import type { ChannelRef } from './queue/types.ts';
+import type { KeySource } from './registry/registry.ts';
+import { BoxKeys } from './secrets/box-keys.ts';
+import { loadMasterKeys, type MasterKeyring } from './secrets/master-key.ts';
+import { Vault } from './secrets/vault.ts';
+import { Submissions } from './secure-input/submissions.ts';
+import { EnvInputRequests } from './secure-input/tokens.ts';
+import type { Store } from './store/types.ts';
+import { configureVendorNet } from './vendors/net.ts';
+import { getTemplate } from './vendors/templates.ts';
+import { getWire } from './vendors/wires/index.ts';
+import type { Secrets } from './vendors/types.ts';
+import { validateKeyHandler } from '../worker/validate-key.ts';
+import { createLogger } from './log.ts';
+import type { CommandContext, CommandSpec } from './cli.ts';
+
+/**
+ * CLI commands that touch the sealed side: one-time links, key tests, master-key rotation.
+ * The master key ring is loaded lazily, so read-only commands never create master.key.
+ */
+const rings = new WeakMap<Store, Promise<MasterKeyring>>();
+
+function ring(ctx: CommandContext): Promise<MasterKeyring> {
+  const store = ctx.store();
+  let r = rings.get(store);
+  if (!r) {
+    const log = createLogger({ level: 'warn' });
+    r = loadMasterKeys(ctx.config(), { info: (m) => log.info(m), warn: (m) => log.warn(m) });
+    rings.set(store, r);
+  }
+  return r;
+}
+
+/** A KeySource that opens the vault only when a key is actually looked at. */
+export function lazyVaultKeys(getStore: () => Store, getConfig: () => Config): KeySource {
+  let vault: Promise<Vault> | undefined;
+  const v = () =>
+    (vault ??= (async () => {
+      const log = createLogger({ level: 'warn' });
+      const r = await loadMasterKeys(getConfig(), { info: (m) => log.info(m), warn: (m) => log.warn(m) });
+      return new Vault(getStore(), r);
+    })());
+  return {
+    has: async (ws, env) => (await v()).has(ws, env),
+    withKey: async (ws, env, fn) => (await v()).withKey(ws, env, fn),
+  };
+}
+
+/** The chat a workspace's notifications go to when the request starts from the CLI. */
+export function channelForWorkspace(ws: string): ChannelRef {
+  let m: RegExpExecArray | null;
+  if ((m = /^tg:group:(-?\d+)$/.exec(ws))) return { channel: 'telegram', chat_id: m[1] };
+  if ((m = /^tg:(-?\d+)$/.exec(ws))) return { channel: 'telegram', chat_id: m[1], user_id: m[1] };
+  if ((m = /^wx:(.+)$/.exec(ws))) return { channel: 'wechat', chat_id: m[1], user_id: m[1] };
+  return { channel: 'shell', chat_id: 'local', user_id: 'local' };
+}
+
+export const secretCommands: Record<string, CommandSpec> = {
+  'request-key': {
+    summary: 'Issue a fresh one-time secure form link for a model (voids a pending one)',
+    usage: 'request-key <model_id> [--lang en|zh]',
+    positionals: { min: 1, max: 1 },
+    options: { lang: { type: 'string' } },
+    run: async (ctx) => {
+      const got = await ctx.registry().get(ctx.workspace, ctx.args[0]!);
+      if (!got.ok) return got;
+      const m = got.model;
+      if (m.status === 'removed') return { ok: false, code: 'not_found', error: `custom/${m.id} is removed; add it again to reactivate it` };
+      const config = ctx.config();
+      const tpl = getTemplate(m.vendor);
+      const lang = ctx.values.lang === 'zh' ? 'zh' : 'en';
+      const requests = new EnvInputRequests(ctx.store(), { ttlMs: config.tokenTtlMs, publicUrl: config.publicUrl });
+      const res = await requests.request({
+        workspace: ctx.workspace,
+        channel: { ...channelForWorkspace(ctx.workspace), lang },
+        env_vars: [m.api_key_env, ...m.extra_env_vars],
+        reason: `${tpl?.name ?? m.vendor} API key for ${m.name} (custom/${m.id})`,
+        model_id: m.id,
+        vendor: m.vendor,
+        vendor_name: tpl?.name ?? m.vendor,
+        model_name: `${m.name} (${m.upstream_model})`,
+        homepage: tpl?.homepage ?? m.base_url,
+        lang,
+        force: true,
+      });
+      if (res.status !== 'issued') throw new ByokError('internal', 'the link was not issued');
+      return { ok: true, url: res.url, expires_at: res.expires_at, model_id: m.id, env_vars: [m.api_key_env, ...m.extra_env_vars] };
+    },
+  },
+  test: {
+    summary: 'Check a model against its vendor: finishes a pending sealed submission, else probes with the stored key',
+    usage: 'test <model_id>',
+    positionals: { min: 1, max: 1 },
+    run: async (ctx) => {
+      const config = ctx.config();
+      configureVendorNet({ allowPrivate: config.allowPrivateBaseUrls, allowlist: config.baseUrlAllowlist });
+      const got = await ctx.registry().get(ctx.workspace, ctx.args[0]!);
+      if (!got.ok) return got;
+      const model = got.model;
+      const store = ctx.store();
+      const r = await ring(ctx);
+      const vault = new Vault(store, r);
+      const submissions = new Submissions(store);
+      const pending = await submissions.forModel(ctx.workspace, model.id);
+      if (pending) {
+        // Run the worker's own handler here: same classification, same storing rules.
+        const requests = new EnvInputRequests(store, { ttlMs: config.tokenTtlMs, publicUrl: config.publicUrl });
+        const handler = validateKeyHandler({
+          registry: ctx.registry(),
+          vault,
+          boxKeys: new BoxKeys(store, r),
+          submissions,
+          requests,
+          notifyQueue: { enqueue: async () => 'cli' },
+          logger: createLogger({ level: 'warn' }),
+        });
+        try {
+          await handler({ workspace: ctx.workspace, model_id: model.id, submission_id: pending.id, token_hash: pending.token_hash }, { attempt: 1, maxAttempts: 1, jobId: 'cli' });
+          return { ok: true, model_id: model.id, outcome: 'ok', source: 'pending_submission' };
+        } catch (e) {
+          const outcome = (e as { outcome?: string }).outcome ?? (e as Error).message.replace(/^vendor answered /, '');
+          return { ok: false, code: 'rejected', model_id: model.id, outcome, error: `the vendor answered ${outcome}` };
+        }
+      }
+      const names = model.key_optional ? [] : [model.api_key_env, ...model.extra_env_vars];
+      const probe = async (i: number, acc: Secrets): Promise<unknown> =>
+        i === names.length ? getWire(model.wire).probe(model, acc) : vault.withKey(ctx.workspace, names[i]!, (k) => probe(i + 1, { ...acc, [names[i]!]: k }));
+      const result = (await probe(0, {})) as { outcome: string; message?: string } | undefined;
+      if (!result) return { ok: false, code: 'need_env_input', error: `no key stored for custom/${model.id}; run byok request-key ${model.id}` };
+      if (result.outcome === 'ok') {
+        await ctx.registry().set_status(ctx.workspace, model.id, 'active');
+        return { ok: true, model_id: model.id, outcome: 'ok', source: 'stored_key' };
+      }
+      return { ok: false, code: result.outcome, model_id: model.id, outcome: result.outcome, error: result.message ?? result.outcome };
+    },
+  },
+  'rotate-master-key': {
+    summary: 'Re-seal every stored key and form key pair under the current master key (BYOK_MASTER_KEY); old keys in BYOK_MASTER_KEY_PREVIOUS',
+    usage: 'rotate-master-key',
+    run: async (ctx) => {
+      const r = await ring(ctx);
+      const vault = new Vault(ctx.store(), r);
+      const keys = await vault.rotate();
+      const box = await new BoxKeys(ctx.store(), r).resealUnderCurrentMasterKey();
+      return { ok: true, master_key_id: r.current.id, vault: keys, box_keys: box };
+    },
+  },
+};

@@ -1,0 +1,348 @@
+/**
+ * `byok`: the registry's exports on the command line.
+ *
+ *   byok <command> [args] [--workspace W]      (workspace defaults to `local`)
+ *
+ * Output: one JSON document on stdout, always, including usage errors (so scripts read one
+ * stream): `{ "ok": true, ... }` or `{ "ok": false, "error": "...", "code": "..." }`.
+ * Exit codes: 0 ok:true, 1 ok:false (the call was refused or failed), 2 usage error
+ * (`{ "ok": false, "code": "usage", "error": "...", "usage": "..." }` on stdout).
+ * `guard` is the exception: it streams JSON lines (see secrets/guard-cli.ts).
+ * The data dir comes from BYOK_DATA_DIR (default ./data).
+ *
+ * Adding a command: add an entry to `commands` (or call `registerCommand`) with its options,
+ * positional arity and `run(ctx)`, which returns a result object (printed; exit 0/1 from `ok`)
+ * or a number (the command printed its own output; that is the exit code).
+ */
+import { realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { loadConfig, type Config } from './config.ts';
+import { ByokError } from './errors.ts';
+import { createRegistry, type Registry } from './registry/registry.ts';
+import { createStore } from './store/index.ts';
+import { lazyVaultKeys, secretCommands } from './cli-secrets.ts';
+import type { Store } from './store/types.ts';
+
+export interface CliIO {
+  stdin: NodeJS.ReadableStream & { isTTY?: boolean };
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  env: NodeJS.ProcessEnv;
+}
+
+type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
+type Values = Record<string, string | boolean | undefined>;
+
+export interface CommandContext {
+  /** Positional arguments after the command name. */
+  args: string[];
+  /** Parsed option values (strings or booleans), global ones included. */
+  values: Values;
+  workspace: string;
+  io: CliIO;
+  config(): Config;
+  store(): Store;
+  registry(): Registry;
+}
+
+export interface CommandSpec {
+  summary: string;
+  /** e.g. `get <id>`; printed in help and usage errors. */
+  usage: string;
+  options?: OptionsConfig;
+  /** Positional arity (default 0..0). */
+  positionals?: { min: number; max: number };
+  /** Required string options. */
+  required?: string[];
+  run(ctx: CommandContext): Promise<object | number>;
+}
+
+export interface CliDeps {
+  /** Builds the registry; the vault-backed KeySource is wired in here later. */
+  makeRegistry?: (store: Store, config: Config, env: NodeJS.ProcessEnv) => Registry;
+  makeStore?: (config: Config) => Store;
+}
+
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly usage?: string,
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+const GLOBAL_OPTIONS: OptionsConfig = {
+  workspace: { type: 'string', short: 'w' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+const MAX_STDIN_BYTES = 4 * 1024 * 1024;
+
+function str(v: string | boolean | undefined): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** `--max-tokens 4096` → 4096; anything else is handed to the registry, which explains the rule. */
+function intOpt(v: string | boolean | undefined): number | undefined {
+  const s = str(v);
+  if (s === undefined) return undefined;
+  return /^\d{1,15}$/.test(s.trim()) ? Number(s.trim()) : Number.NaN;
+}
+
+async function readStdin(stdin: NodeJS.ReadableStream, max: number): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of stdin) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    total += b.length;
+    if (total > max) return undefined;
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export const commands: Record<string, CommandSpec> = {
+  templates: {
+    summary: 'List the curated vendor templates',
+    usage: 'templates',
+    run: async (ctx) => ctx.registry().templates(),
+  },
+  'vendor-models': {
+    summary: "List a vendor's models (live /models with the stored key when the vendor supports it, else the curated list)",
+    usage: 'vendor-models <vendor> [--base-url URL]',
+    positionals: { min: 1, max: 1 },
+    options: { 'base-url': { type: 'string' } },
+    run: async (ctx) => ctx.registry().list_vendor_models(ctx.workspace, ctx.args[0]!, { base_url: str(ctx.values['base-url']) }),
+  },
+  'add-template': {
+    summary: 'Register a model of a curated vendor (answers need_env_input when the key is not stored yet)',
+    usage: 'add-template <vendor> [--model M] [--name N] [--base-url U] [--max-tokens N] [--id ID]',
+    positionals: { min: 1, max: 1 },
+    options: {
+      model: { type: 'string' },
+      name: { type: 'string' },
+      'base-url': { type: 'string' },
+      'max-tokens': { type: 'string' },
+      id: { type: 'string' },
+    },
+    run: async (ctx) =>
+      ctx.registry().add_template(ctx.workspace, ctx.args[0]!, {
+        upstream_model: str(ctx.values.model),
+        name: str(ctx.values.name),
+        base_url: str(ctx.values['base-url']),
+        max_tokens: intOpt(ctx.values['max-tokens']),
+        id: str(ctx.values.id),
+      }),
+  },
+  'parse-example': {
+    summary: "Turn a vendor's API example (curl / Python / JavaScript, on stdin) into a draft for add",
+    usage: 'parse-example < example.txt',
+    run: async (ctx) => {
+      if (ctx.io.stdin.isTTY) throw new UsageError('pipe the API example on stdin, e.g. byok parse-example < example.sh', 'parse-example < example.txt');
+      const text = await readStdin(ctx.io.stdin, MAX_STDIN_BYTES);
+      if (text === undefined) return { ok: false, code: 'too_large', error: `the example is larger than ${MAX_STDIN_BYTES / 1024 / 1024} MB; paste only the request example` };
+      return ctx.registry().parse_example(text);
+    },
+  },
+  add: {
+    summary: 'Register any endpoint (use parse-example first to fill the fields)',
+    usage: 'add --model M --base-url URL [--wire openai|anthropic|azure-openai] [--name N] [--env-var V] [--max-tokens N] [--key-optional] [--id ID]',
+    required: ['model', 'base-url'],
+    options: {
+      model: { type: 'string' },
+      'base-url': { type: 'string' },
+      wire: { type: 'string' },
+      name: { type: 'string' },
+      'env-var': { type: 'string' },
+      'max-tokens': { type: 'string' },
+      'key-optional': { type: 'boolean' },
+      id: { type: 'string' },
+    },
+    run: async (ctx) =>
+      ctx.registry().add(ctx.workspace, {
+        upstream_model: str(ctx.values.model)!,
+        base_url: str(ctx.values['base-url'])!,
+        wire: str(ctx.values.wire) as 'openai' | undefined,
+        name: str(ctx.values.name),
+        api_key_env: str(ctx.values['env-var']),
+        max_tokens: intOpt(ctx.values['max-tokens']),
+        key_optional: ctx.values['key-optional'] === true ? true : undefined,
+        id: str(ctx.values.id),
+      }),
+  },
+  list: {
+    summary: 'List the custom models of the workspace',
+    usage: 'list [--include-removed]',
+    options: { 'include-removed': { type: 'boolean' } },
+    run: async (ctx) => ctx.registry().list_models(ctx.workspace, { include_removed: ctx.values['include-removed'] === true }),
+  },
+  get: {
+    summary: 'Show one model (id or custom/<id>)',
+    usage: 'get <id>',
+    positionals: { min: 1, max: 1 },
+    run: async (ctx) => ctx.registry().get(ctx.workspace, ctx.args[0]!),
+  },
+  remove: {
+    summary: 'Deactivate a model (adding the same id/name again with the same vendor reactivates it)',
+    usage: 'remove <id>',
+    positionals: { min: 1, max: 1 },
+    run: async (ctx) => ctx.registry().remove(ctx.workspace, ctx.args[0]!),
+  },
+  update: {
+    summary: 'Change display name, upstream model, base URL or max tokens',
+    usage: 'update <id> [--name N] [--model M] [--base-url URL] [--max-tokens N]',
+    positionals: { min: 1, max: 1 },
+    options: {
+      name: { type: 'string' },
+      model: { type: 'string' },
+      'base-url': { type: 'string' },
+      'max-tokens': { type: 'string' },
+    },
+    run: async (ctx) => {
+      const changes = Object.fromEntries(
+        Object.entries({
+          name: str(ctx.values.name),
+          upstream_model: str(ctx.values.model),
+          base_url: str(ctx.values['base-url']),
+          max_tokens: intOpt(ctx.values['max-tokens']),
+        }).filter(([, v]) => v !== undefined),
+      );
+      if (!Object.keys(changes).length) throw new UsageError('nothing to update: give at least one of --name, --model, --base-url, --max-tokens');
+      return ctx.registry().update(ctx.workspace, ctx.args[0]!, changes);
+    },
+  },
+  guard: {
+    summary: 'Test the pasted-key detector: JSON strings in (one per line), {"refused","kinds"} lines out',
+    usage: 'guard < lines.jsonl',
+    run: async (ctx) => {
+      const { runGuard } = await import('./secrets/guard-cli.ts');
+      return runGuard(ctx.io.stdin, ctx.io.stdout);
+    },
+  },
+  help: {
+    summary: 'Show the commands',
+    usage: 'help [command]',
+    positionals: { min: 0, max: 1 },
+    run: async (ctx) => help(ctx.args[0]),
+  },
+};
+
+Object.assign(commands, secretCommands);
+
+export function registerCommand(name: string, spec: CommandSpec): void {
+  commands[name] = spec;
+}
+
+function help(command?: string): Record<string, unknown> {
+  if (command !== undefined) {
+    const spec = commands[command];
+    if (!spec) throw new UsageError(`unknown command "${command.slice(0, 40)}"; run byok help`);
+    return { ok: true, command, usage: `byok ${spec.usage} [--workspace W]`, summary: spec.summary };
+  }
+  return {
+    ok: true,
+    usage: 'byok <command> [args] [--workspace W]',
+    commands: Object.entries(commands).map(([name, spec]) => ({ command: name, usage: `byok ${spec.usage}`, summary: spec.summary })),
+    notes: [
+      'Output is JSON on stdout; exit 0 when ok is true, 1 when ok is false, 2 on a usage error (also JSON on stdout, code "usage").',
+      '--workspace: local (default), tg:<user id>, tg:group:<chat id>, wx:<contact id>.',
+      'Data dir: BYOK_DATA_DIR (default ./data). Keys are never given here: they are entered through the secure form.',
+    ],
+  };
+}
+
+function writeJson(out: NodeJS.WritableStream, value: unknown): void {
+  out.write(JSON.stringify(value, null, 2) + '\n');
+}
+
+/** Runs one command; returns the exit code. Never throws. */
+export async function main(argv: string[], io: CliIO = defaultIO(), deps: CliDeps = {}): Promise<number> {
+  let store: Store | undefined;
+  let spec: CommandSpec | undefined;
+  try {
+    const [name, ...rest] = argv;
+    if (name === undefined || name === '--help' || name === '-h') {
+      if (name === undefined) throw new UsageError('no command given; run byok help');
+      writeJson(io.stdout, help());
+      return 0;
+    }
+    spec = commands[name];
+    if (!spec || !Object.hasOwn(commands, name)) throw new UsageError(`unknown command "${name.slice(0, 40)}"; run byok help`);
+    let parsed: { values: Values; positionals: string[] };
+    try {
+      parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...spec.options }, allowPositionals: true, strict: true }) as typeof parsed;
+    } catch (e) {
+      throw new UsageError((e as Error).message.split('\n')[0]!.replace(/^TypeError \[[A-Z_]+\]: /, ''), spec.usage);
+    }
+    const { values, positionals } = parsed;
+    if (values.help) {
+      writeJson(io.stdout, help(name));
+      return 0;
+    }
+    const arity = spec.positionals ?? { min: 0, max: 0 };
+    if (positionals.length < arity.min) throw new UsageError(`missing argument: byok ${spec.usage}`, spec.usage);
+    if (positionals.length > arity.max) throw new UsageError(`unexpected argument "${positionals[arity.max]!.slice(0, 40)}"`, spec.usage);
+    for (const r of spec.required ?? []) {
+      if (typeof values[r] !== 'string' || values[r] === '') throw new UsageError(`--${r} is required`, spec.usage);
+    }
+    let config: Config | undefined;
+    let registry: Registry | undefined;
+    const getConfig = () => (config ??= loadConfig(io.env));
+    const getStore = () => (store ??= deps.makeStore ? deps.makeStore(getConfig()) : createStore(getConfig()));
+    const ctx: CommandContext = {
+      args: positionals,
+      values,
+      workspace: str(values.workspace) ?? 'local',
+      io,
+      config: getConfig,
+      store: getStore,
+      registry: () =>
+        (registry ??= deps.makeRegistry ? deps.makeRegistry(getStore(), getConfig(), io.env) : createRegistry({ store: getStore(), env: io.env, keys: lazyVaultKeys(getStore, getConfig) })),
+    };
+    const result = await spec.run(ctx);
+    if (typeof result === 'number') return result;
+    writeJson(io.stdout, result);
+    return (result as { ok?: unknown }).ok === true ? 0 : 1;
+  } catch (e) {
+    if (e instanceof UsageError) {
+      const usage = e.usage ?? spec?.usage;
+      writeJson(io.stdout, { ok: false, code: 'usage', error: e.message, ...(usage ? { usage: `byok ${usage} [--workspace W]` } : {}) });
+      return 2;
+    }
+    if (e instanceof ByokError) {
+      writeJson(io.stdout, { ok: false, code: e.code, error: e.message });
+      return 1;
+    }
+    writeJson(io.stdout, { ok: false, code: 'internal', error: 'internal error' });
+    io.stderr.write(`byok: ${(e as Error)?.name ?? 'Error'} (${String((e as Error)?.message ?? '').slice(0, 200).replace(/\S{24,}/g, '…')})\n`);
+    return 1;
+  } finally {
+    await store?.close().catch(() => undefined);
+  }
+}
+
+export function defaultIO(): CliIO {
+  return { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env };
+}
+
+/** Entry point for `bin/byok.js` and `tsx src/cli.ts`: runs, flushes stdout, exits. */
+export async function runCli(argv: string[] = process.argv.slice(2)): Promise<never> {
+  const code = await main(argv);
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  process.exit(code);
+}
+
+function invokedDirectly(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(entry)).href;
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) void runCli();
