@@ -1,0 +1,1216 @@
+/**
+ * The custom-model registry: the seed's exports API (`templates`, `list_vendor_models`,
+ * `add_template`, `parse_example`, `add`, `list_models`, `get`, `remove`) plus `update`,
+ * `set_status`, `set_key_status` and `resolve`, all scoped to a workspace.
+ *
+ * Every method answers `{ ok: true, ... }` or `{ ok: false, error, code }` and never throws for
+ * user error. Entries live in the workspace document `custom_models` (YAML in the file store),
+ * read-modify-written atomically under the store's per-workspace lock. No key is ever stored
+ * here or echoed in an error: keys are read only through a KeySource, as bytes, for discovery.
+ */
+import { ByokError } from '../errors.ts';
+import { fail, guarded, ok, type Fail, type Result } from '../result.ts';
+import { detectKeys } from '../secrets/detector.ts';
+import { isValidWorkspace, type Store } from '../store/types.ts';
+import {
+  Capabilities,
+  Pricing,
+  ThinkingRule,
+  WireId,
+  type Template,
+  type TemplateModel,
+} from '../vendors/template-schema.ts';
+import { findTemplate, loadTemplates, suggestTemplates, TemplateError } from '../vendors/templates.ts';
+import { parseExample } from './parse-example.ts';
+import { editDistance, envVarFromHost, idBase, MODEL_ID_RE, nameKey, newModelId } from './slug.ts';
+import { MODEL_SELECTOR_PREFIX, type CustomModel, type ModelStatus } from './types.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Public types
+
+/** Where keys come from. The vault implements it; a plaintext key is only ever bytes the caller wipes. */
+export interface KeySource {
+  has(workspace: string, envVar: string): Promise<boolean>;
+  withKey<T>(workspace: string, envVar: string, fn: (key: Uint8Array) => Promise<T>): Promise<T | undefined>;
+}
+
+export interface RegistryDeps {
+  store: Store;
+  /** Defaults to the process environment (the template's env var), until the vault replaces it. */
+  keys?: KeySource;
+  fetch?: typeof fetch;
+  env?: NodeJS.ProcessEnv;
+  now?: () => Date;
+  /** Vendor templates to use instead of `templates/*.yaml` (tests). */
+  templates?: Template[];
+  /** Timeout of the live `/models` call (default 10 s). */
+  discoveryTimeoutMs?: number;
+}
+
+export interface NeedEnvInput {
+  env_vars: string[];
+  reason: string;
+}
+
+export interface TemplateSummary {
+  id: string;
+  name: string;
+  aliases: string[];
+  homepage: string;
+  docs?: string;
+  wire: WireId;
+  base_url: string | null;
+  base_url_hint?: string;
+  base_url_required: boolean;
+  env_var: string;
+  key_optional: boolean;
+  default_model: string;
+  models: VendorModel[];
+  model_discovery: boolean;
+  notes: string[];
+  notes_zh: string[];
+}
+
+export interface VendorModel {
+  id: string;
+  name: string;
+  capabilities?: Capabilities;
+  pricing?: Pricing;
+  tee?: boolean;
+  context_window?: number;
+  /** In the template's curated list. */
+  curated: boolean;
+}
+
+export interface VendorModels {
+  vendor: string;
+  source: 'live' | 'curated';
+  models: VendorModel[];
+  /** Why the list is the curated one (no key yet, no discovery, the vendor refused...). */
+  note?: string;
+}
+
+export interface AddResult {
+  model: CustomModel;
+  selector: string;
+  need_env_input?: NeedEnvInput;
+  warnings?: string[];
+  /** True when a removed entry with the same id / name and vendor was brought back. */
+  reactivated?: boolean;
+}
+
+export interface AddTemplateOptions {
+  upstream_model?: string;
+  name?: string;
+  base_url?: string;
+  max_tokens?: number;
+  /** Explicit model id (slug, no random suffix); re-adding a removed id reactivates it. */
+  id?: string;
+  /** Overrides of the template's non-secret settings (Bedrock `region`). */
+  settings?: Record<string, string>;
+}
+
+export interface AddArgs {
+  upstream_model: string;
+  base_url: string;
+  wire?: WireId;
+  name?: string;
+  api_key_env?: string;
+  /** The endpoint needs no key (self-hosted servers); no secure form is asked for. */
+  key_optional?: boolean;
+  headers?: Record<string, string>;
+  request_fields?: Record<string, unknown>;
+  thinking?: ThinkingRule;
+  max_tokens?: number;
+  capabilities?: Partial<Capabilities>;
+  pricing?: Pricing;
+  /** Non-secret query parameters (Azure `api-version`), as parse_example detects them. */
+  query?: Record<string, string>;
+  id?: string;
+}
+
+export interface ModelChanges {
+  name?: string;
+  upstream_model?: string;
+  base_url?: string;
+  max_tokens?: number;
+  capabilities?: Partial<Capabilities>;
+  /** null clears the pricing. */
+  pricing?: Pricing | null;
+}
+
+export interface Registry {
+  templates(): Result<{ templates: TemplateSummary[] }>;
+  list_vendor_models(
+    workspace: string,
+    vendor: string,
+    opts?: { base_url?: string },
+  ): Promise<Result<VendorModels>>;
+  add_template(workspace: string, vendor: string, opts?: AddTemplateOptions): Promise<Result<AddResult>>;
+  parse_example(text: string): ReturnType<typeof parseExample>;
+  add(workspace: string, args: AddArgs): Promise<Result<AddResult>>;
+  list_models(workspace: string, opts?: { include_removed?: boolean }): Promise<Result<{ models: CustomModel[] }>>;
+  get(workspace: string, modelId: string): Promise<Result<{ model: CustomModel }>>;
+  remove(workspace: string, modelId: string): Promise<Result<{ model: CustomModel; already_removed?: boolean }>>;
+  update(workspace: string, modelId: string, changes: ModelChanges): Promise<Result<{ model: CustomModel; warnings?: string[] }>>;
+  set_status(
+    workspace: string,
+    modelId: string,
+    status: ModelStatus,
+    lastError?: { code: string; message: string },
+  ): Promise<Result<{ model: CustomModel }>>;
+  /** Sets the status of every live model of the workspace that uses this key (after a probe). */
+  set_key_status(
+    workspace: string,
+    envVar: string,
+    status: ModelStatus,
+    lastError?: { code: string; message: string },
+  ): Promise<Result<{ models: CustomModel[] }>>;
+  resolve(workspace: string, selector: string): Promise<Result<{ model: CustomModel }>>;
+}
+
+/** Name of the workspace document holding the entries. */
+export const MODELS_DOC = 'custom_models';
+export interface ModelsDoc {
+  version: 1;
+  models: CustomModel[];
+}
+
+export const DEFAULT_MAX_TOKENS = 4096;
+export const MAX_TOKENS_LIMIT = 10_000_000;
+const DISCOVERY_TIMEOUT_MS = 10_000;
+const DISCOVERY_MAX_BYTES = 5 * 1024 * 1024;
+const DISCOVERY_MAX_MODELS = 1000;
+const STATUSES: ModelStatus[] = ['pending_key', 'validating', 'active', 'key_error', 'removed'];
+const DEFAULT_CAPABILITIES: Capabilities = { json: true, vision: false, tools: true, reasoning: false };
+
+/** The default KeySource: keys from the environment under the template's env var name. */
+export function envKeySource(env: NodeJS.ProcessEnv = process.env): KeySource {
+  return {
+    async has(_ws, envVar) {
+      return typeof env[envVar] === 'string' && env[envVar] !== '';
+    },
+    async withKey(_ws, envVar, fn) {
+      const v = env[envVar];
+      if (!v) return undefined;
+      const bytes = Buffer.from(v, 'utf8');
+      try {
+        return await fn(bytes);
+      } finally {
+        bytes.fill(0);
+      }
+    },
+  };
+}
+
+export function selectorOf(model: Pick<CustomModel, 'id'>): string {
+  return `${MODEL_SELECTOR_PREFIX}${model.id}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation helpers (throw ByokError, turned into results by `guarded`)
+
+function invalid(message: string, details?: Record<string, unknown>): ByokError {
+  return new ByokError('invalid_input', message, details);
+}
+
+const KEY_PATTERNS: RegExp[] = [
+  /\bsk-(?:ant-|proj-|or-)?[A-Za-z0-9_-]{16,}/,
+  /\bxai-[A-Za-z0-9]{20,}/,
+  /\bAIza[0-9A-Za-z_-]{30,}/,
+  /\bhf_[A-Za-z0-9]{20,}/,
+  /\bfw_[A-Za-z0-9]{16,}/,
+  /\bgsk_[A-Za-z0-9]{20,}/,
+  /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/,
+  /\bgh[pousr]_[A-Za-z0-9]{30,}/,
+  /\bnvapi-[A-Za-z0-9_-]{20,}/,
+  /\bpplx-[A-Za-z0-9]{20,}/,
+  /\br8_[A-Za-z0-9]{20,}/,
+  /\bey[A-Za-z0-9_-]{15,}\.ey[A-Za-z0-9_-]{15,}\./,
+  /\b[a-f0-9]{32,}\.[A-Za-z0-9]{12,}\b/, // Zhipu-style id.secret
+];
+
+/**
+ * Text that looks like an API key: the shared detector (secrets/detector.ts) plus a few
+ * stricter shapes for parameters, where no key belongs at all (names, model ids, URLs).
+ */
+export function looksLikeKey(text: string): boolean {
+  if (detectKeys(text).refused) return true;
+  if (KEY_PATTERNS.some((re) => re.test(text))) return true;
+  for (const tok of text.match(/[A-Za-z0-9]{32,}/g) ?? []) {
+    if (/[a-z]/.test(tok) && /[A-Z]/.test(tok) && /\d/.test(tok)) return true;
+    if (/^[a-f0-9]{40,}$/.test(tok)) return true;
+  }
+  return false;
+}
+
+function keyLike(field: string): ByokError {
+  return invalid(
+    `${field} looks like an API key. Keys are accepted only through the secure form, never as a parameter; if this was a real key, rotate it at the vendor.`,
+    { field },
+  );
+}
+
+// Control characters, bidi overrides and zero-width characters that make names deceptive.
+const BAD_CHARS = /[\u0000-\u001f\u007f-\u009f\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069\u061c\ufeff\u2028\u2029]/;
+
+function checkName(raw: unknown): string {
+  if (typeof raw !== 'string') throw invalid('name must be a string of 1–64 characters', { field: 'name' });
+  const name = raw.trim().replace(/\s+/g, ' ');
+  const len = [...name].length;
+  if (len < 1 || len > 64) throw invalid(`name must be 1–64 characters (got ${len})`, { field: 'name' });
+  if (BAD_CHARS.test(name)) throw invalid('name must not contain control or invisible characters', { field: 'name' });
+  if (looksLikeKey(name)) throw keyLike('name');
+  return name;
+}
+
+function checkUpstreamModel(raw: unknown): string {
+  if (typeof raw !== 'string') throw invalid('upstream_model (the vendor\'s model id, e.g. qwen-plus) is required', { field: 'upstream_model' });
+  const m = raw.trim();
+  if (m.length < 1 || m.length > 200) throw invalid(`upstream_model must be 1–200 characters (got ${m.length})`, { field: 'upstream_model' });
+  if (BAD_CHARS.test(m)) throw invalid('upstream_model must not contain control characters', { field: 'upstream_model' });
+  if (/\s/.test(m)) throw invalid('upstream_model is the vendor\'s model id and contains no spaces (e.g. qwen-plus); use name for a display name', { field: 'upstream_model' });
+  if (looksLikeKey(m)) throw keyLike('upstream_model');
+  return m;
+}
+
+function checkMaxTokens(raw: unknown): number {
+  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 1) {
+    throw invalid('max_tokens must be an integer ≥ 1 (the completion cap, e.g. 4096)', { field: 'max_tokens' });
+  }
+  if (raw > MAX_TOKENS_LIMIT) throw invalid(`max_tokens must be at most ${MAX_TOKENS_LIMIT}`, { field: 'max_tokens' });
+  return raw;
+}
+
+function checkEnvVar(raw: unknown): string {
+  if (typeof raw !== 'string' || !/^[A-Z][A-Z0-9_]{1,63}$/.test(raw)) {
+    throw invalid('api_key_env must be an env var NAME such as MYVENDOR_API_KEY (uppercase letters, digits, _), not the key itself', {
+      field: 'api_key_env',
+    });
+  }
+  if (looksLikeKey(raw) || (raw.length >= 24 && !raw.includes('_'))) throw keyLike('api_key_env');
+  return raw;
+}
+
+function checkModelId(raw: unknown): string {
+  if (typeof raw !== 'string') throw invalid('id must be a lowercase slug (a-z, 0-9, -)', { field: 'id' });
+  const id = raw.startsWith(MODEL_SELECTOR_PREFIX) ? raw.slice(MODEL_SELECTOR_PREFIX.length) : raw;
+  if (!MODEL_ID_RE.test(id)) throw invalid('id must be a lowercase slug of 1–64 chars (a-z, 0-9, -), e.g. qwen-plus-e3f4', { field: 'id' });
+  return id;
+}
+
+function zodMessage(field: string, err: { issues: Array<{ path: PropertyKey[]; message: string }> }): string {
+  const parts = err.issues.slice(0, 3).map((i) => `${[field, ...i.path.map(String)].join('.')}: ${i.message}`);
+  return `invalid ${field} (${parts.join('; ')})`;
+}
+
+const CAPABILITY_KEYS = ['json', 'vision', 'tools', 'reasoning'] as const;
+
+/** Partial capability flags merged over `base` (zod defaults would turn missing flags off). */
+function checkCapabilities(raw: unknown, base: Capabilities): Capabilities {
+  if (raw === undefined) return base;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw invalid('capabilities must be an object of booleans json, vision, tools, reasoning', { field: 'capabilities' });
+  }
+  const out = { ...base };
+  for (const [k, v] of Object.entries(raw)) {
+    if (!(CAPABILITY_KEYS as readonly string[]).includes(k)) {
+      throw invalid(`capabilities: unknown flag "${k.slice(0, 30)}" (known: ${CAPABILITY_KEYS.join(', ')})`, { field: 'capabilities' });
+    }
+    if (v === undefined) continue;
+    if (typeof v !== 'boolean') throw invalid(`capabilities.${k} must be true or false`, { field: 'capabilities' });
+    out[k as keyof Capabilities] = v;
+  }
+  return out;
+}
+
+function checkPricing(raw: unknown): Pricing {
+  const r = Pricing.safeParse(raw);
+  if (!r.success) throw invalid(zodMessage('pricing', r.error) + '; expected {input_per_mtok, output_per_mtok, currency?}', { field: 'pricing' });
+  return r.data;
+}
+
+function checkThinking(raw: unknown): ThinkingRule {
+  const r = ThinkingRule.safeParse(raw);
+  if (!r.success) throw invalid(zodMessage('thinking', r.error), { field: 'thinking' });
+  return r.data;
+}
+
+const AUTH_HEADERS = new Set([
+  'authorization',
+  'proxy-authorization',
+  'x-api-key',
+  'api-key',
+  'x-goog-api-key',
+  'cookie',
+  'x-auth-token',
+  'x-access-token',
+]);
+const FORBIDDEN_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'content-type']);
+
+function checkHeaders(raw: unknown): Record<string, string> {
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw invalid('headers must be an object of header name → string value', { field: 'headers' });
+  const entries = Object.entries(raw as Record<string, unknown>);
+  if (entries.length > 32) throw invalid('at most 32 headers', { field: 'headers' });
+  const out: Record<string, string> = {};
+  for (const [name, value] of entries) {
+    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/.test(name)) throw invalid('headers: invalid header name', { field: 'headers' });
+    const lower = name.toLowerCase();
+    if (AUTH_HEADERS.has(lower)) {
+      throw invalid(`headers: ${lower} carries the key and is set from the stored key; remove it (the key is entered through the secure form)`, {
+        field: 'headers',
+      });
+    }
+    if (FORBIDDEN_HEADERS.has(lower)) throw invalid(`headers: ${lower} is set by the client and cannot be configured`, { field: 'headers' });
+    if (typeof value !== 'string' || value.length > 1024 || BAD_CHARS.test(value)) {
+      throw invalid(`headers: the value of ${name} must be a single-line string of at most 1024 chars`, { field: 'headers' });
+    }
+    if (looksLikeKey(value)) throw keyLike(`headers.${name}`);
+    out[name] = value;
+  }
+  return out;
+}
+
+const RESERVED_FIELDS = ['model', 'messages', 'stream', 'max_tokens', 'max_completion_tokens'];
+
+function checkRequestFields(raw: unknown, warnings: string[]): Record<string, unknown> {
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw invalid('request_fields must be an object', { field: 'request_fields' });
+  let text: string;
+  try {
+    text = JSON.stringify(raw);
+  } catch {
+    throw invalid('request_fields must be plain JSON', { field: 'request_fields' });
+  }
+  if (text.length > 16 * 1024) throw invalid('request_fields is too large (max 16 KB of JSON)', { field: 'request_fields' });
+  if (looksLikeKey(text)) throw keyLike('request_fields');
+  const out = JSON.parse(text) as Record<string, unknown>;
+  for (const k of RESERVED_FIELDS) {
+    if (k in out) {
+      delete out[k];
+      warnings.push(`request_fields.${k} was dropped: it is set per request (use max_tokens / upstream_model instead)`);
+    }
+  }
+  return out;
+}
+
+function checkQuery(raw: unknown): Record<string, string> {
+  if (raw === undefined || raw === null) return {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw invalid('query must be an object of name → string value', { field: 'query' });
+  const out: Record<string, string> = {};
+  const entries = Object.entries(raw as Record<string, unknown>);
+  if (entries.length > 16) throw invalid('at most 16 query parameters', { field: 'query' });
+  for (const [k, v] of entries) {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(k)) throw invalid('query: invalid parameter name', { field: 'query' });
+    if (/key|token|secret|sig|password|auth/i.test(k)) {
+      throw invalid(`query: ${k} would carry a credential; keys are entered only through the secure form`, { field: 'query' });
+    }
+    if (typeof v !== 'string' || v.length > 256 || BAD_CHARS.test(v)) throw invalid(`query: ${k} must be a short string`, { field: 'query' });
+    if (looksLikeKey(v)) throw keyLike(`query.${k}`);
+    out[k] = v;
+  }
+  return out;
+}
+
+function isLocalHost(host: string): boolean {
+  return /^(localhost|127\.\d+\.\d+\.\d+|\[::1\]|10\.\d+\.\d+\.\d+|192\.168\.\d+\.\d+|172\.(1[6-9]|2\d|3[01])\.\d+\.\d+)$/.test(host) || host.endsWith('.local');
+}
+
+/** http/https only, no credentials, query or fragment; trailing `/chat/completions` etc. stripped. */
+export function checkBaseUrl(raw: unknown, warnings: string[]): string {
+  if (typeof raw !== 'string' || !raw.trim()) {
+    throw invalid('base_url is required: the endpoint root, e.g. https://api.example.com/v1', { field: 'base_url' });
+  }
+  const s = raw.trim();
+  if (s.length > 2048) throw invalid('base_url is too long (max 2048 chars)', { field: 'base_url' });
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    throw invalid('base_url is not a valid URL; expected e.g. https://api.example.com/v1', { field: 'base_url' });
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalid('base_url must use http:// or https://', { field: 'base_url' });
+  if (u.username || u.password) {
+    throw invalid('base_url must not contain credentials (user:password@); keys are entered only through the secure form', { field: 'base_url' });
+  }
+  if (u.search) throw invalid('base_url must not have a query string (?...); give only the endpoint root, keys go through the secure form', { field: 'base_url' });
+  if (u.hash) throw invalid('base_url must not have a #fragment', { field: 'base_url' });
+  if (looksLikeKey(s)) throw keyLike('base_url');
+  let path = u.pathname.replace(/\/+$/, '');
+  const m = path.match(/\/(chat\/completions|completions|messages|responses)$/);
+  if (m) {
+    path = path.slice(0, -m[0].length);
+    warnings.push(`base_url: dropped the trailing /${m[1]} (the base URL is the root the client appends it to)`);
+  }
+  if (u.protocol === 'http:' && !isLocalHost(u.hostname)) {
+    warnings.push(`base_url uses plain http: the key would cross the network unencrypted to ${u.host}; prefer https`);
+  }
+  return u.origin + path;
+}
+
+function hostOf(url: string | null | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    return new URL(url).host.toLowerCase();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The host a stored key is bound to. AWS credentials work in every Bedrock region, so all
+ * `bedrock-runtime[-fips].<region>.amazonaws.com` hosts count as one (other amazonaws.com
+ * names, such as S3 buckets, do not).
+ */
+function keyHostOf(url: string | null | undefined): string | undefined {
+  const h = hostOf(url);
+  if (h && /^bedrock-runtime(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com$/.test(h)) return 'bedrock-runtime.*.amazonaws.com';
+  return h;
+}
+
+function checkWorkspace(ws: unknown): string {
+  if (typeof ws !== 'string' || !isValidWorkspace(ws)) {
+    throw invalid('invalid workspace id: use local, tg:<user id>, tg:group:<chat id> or wx:<contact id>', { field: 'workspace' });
+  }
+  return ws;
+}
+
+function stripSelector(raw: unknown, field = 'model_id'): string {
+  if (typeof raw !== 'string' || !raw.trim()) throw invalid(`${field} is required (e.g. custom/qwen-plus-e3f4)`, { field });
+  const s = raw.trim();
+  return s.startsWith(MODEL_SELECTOR_PREFIX) ? s.slice(MODEL_SELECTOR_PREFIX.length) : s;
+}
+
+function clean<T extends object>(o: T): T {
+  for (const k of Object.keys(o) as Array<keyof T>) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Template catalog (the real templates, or an injected list)
+
+interface Catalog {
+  all(): Template[];
+  find(q: string): Template | undefined;
+  suggest(q: string, n: number): string[];
+}
+
+/** The templates of `templates/*.yaml` (loaded and cached by vendors/templates.ts), or an injected list. */
+function makeCatalog(list?: Template[]): Catalog {
+  const all = () => {
+    if (list) return list;
+    try {
+      return loadTemplates();
+    } catch (e) {
+      // A broken template names its file and field; that is for the operator, and holds no secret.
+      if (e instanceof TemplateError) throw new ByokError('config', e.message);
+      throw e;
+    }
+  };
+  return {
+    all,
+    find: (q) => findTemplate(q, all()),
+    suggest: (q, n) => suggestTemplates(q, n, all()).map((t) => t.id),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+type Draft = Omit<CustomModel, 'id' | 'status' | 'last_error' | 'created_at' | 'updated_at'>;
+
+interface RegisterOptions {
+  explicitId?: string;
+  /** The user typed the name (otherwise it is a default and may be disambiguated). */
+  nameGiven: boolean;
+  /** Used instead of a default name that collides with another vendor's model. */
+  altName?: string;
+  vendorLabel: string;
+  homepage?: string;
+}
+
+export function createRegistry(deps: RegistryDeps): Registry {
+  const store = deps.store;
+  const keys = deps.keys ?? envKeySource(deps.env ?? process.env);
+  const doFetch = deps.fetch ?? globalThis.fetch;
+  const now = deps.now ?? (() => new Date());
+  const catalog = makeCatalog(deps.templates);
+  const discoveryTimeout = deps.discoveryTimeoutMs ?? DISCOVERY_TIMEOUT_MS;
+
+  function templateOrFail(vendor: unknown): Template {
+    if (typeof vendor !== 'string' || !vendor.trim()) throw invalid('vendor is required (e.g. qwen, anthropic); see templates()', { field: 'vendor' });
+    const q = vendor.trim().slice(0, 100);
+    const t = catalog.find(q);
+    if (t) return t;
+    const suggestions = catalog.suggest(q, 3);
+    const hint = suggestions.length ? ` Did you mean ${suggestions.join(', ')}?` : '';
+    throw new ByokError(
+      'unknown_vendor',
+      `unknown vendor "${looksLikeKey(q) ? '…' : q.slice(0, 40)}".${hint} For any other OpenAI-compatible endpoint use openai-compatible (add_template) or parse_example + add.`,
+      { suggestions },
+    );
+  }
+
+  function templateById(id: string): Template | undefined {
+    return catalog.all().find((t) => t.id === id);
+  }
+
+  async function readModels(ws: string): Promise<CustomModel[]> {
+    const doc = await store.getDoc<ModelsDoc>(ws, MODELS_DOC);
+    return modelsOf(doc);
+  }
+
+  function modelsOf(doc: ModelsDoc | undefined): CustomModel[] {
+    if (doc === undefined || doc === null) return [];
+    if (typeof doc !== 'object' || !Array.isArray(doc.models)) {
+      throw new ByokError('internal', 'custom_models.yaml of this workspace is malformed; fix or move it aside (it is never overwritten while malformed)');
+    }
+    return doc.models.filter((m): m is CustomModel => !!m && typeof m === 'object' && typeof m.id === 'string');
+  }
+
+  async function mutateModels<R>(ws: string, fn: (models: CustomModel[]) => R): Promise<R> {
+    return store.updateDoc<ModelsDoc, R>(ws, MODELS_DOC, (cur) => {
+      const models = modelsOf(cur).map((m) => ({ ...m }));
+      const result = fn(models);
+      return { value: { version: 1, models }, result };
+    });
+  }
+
+  async function keyStored(ws: string, envVars: string[]): Promise<boolean> {
+    for (const v of envVars) if (!(await keys.has(ws, v))) return false;
+    return true;
+  }
+
+  function notFound(ws: string, query: string, models: CustomModel[]): Fail {
+    const live = models.filter((m) => m.status !== 'removed');
+    const removed = models.find((m) => m.id === query && m.status === 'removed');
+    if (removed) {
+      return fail('not_found', `${selectorOf(removed)} (${removed.name}) was removed; add it again to reactivate it`, { suggestions: [] });
+    }
+    const shown = looksLikeKey(query) ? '…' : query.slice(0, 64);
+    if (!live.length) {
+      return fail('not_found', `no custom model "${shown}" in workspace ${ws}: none registered yet (add one with add_template or add)`, { suggestions: [] });
+    }
+    const q = query.toLowerCase();
+    const scored = live
+      .map((m) => {
+        const base = m.id.replace(/-[0-9a-f]{4,12}$/, '');
+        const contains = m.id.includes(q) || m.name.toLowerCase().includes(q) || (q.length >= 3 && q.includes(base));
+        const d = contains ? 0 : Math.min(editDistance(q, m.id), editDistance(q, base), editDistance(q, m.name.toLowerCase()));
+        return { m, d };
+      })
+      .sort((a, b) => a.d - b.d)
+      .slice(0, 3);
+    const suggestions = scored.map((s) => selectorOf(s.m));
+    const names = scored.map((s) => `${selectorOf(s.m)} (${s.m.name})`).join(', ');
+    return fail('not_found', `no custom model "${shown}" in workspace ${ws}. Closest: ${names}`, { suggestions });
+  }
+
+  /** Refuses sending one stored key to two different hosts in one workspace. */
+  function checkKeyHost(models: CustomModel[], envVar: string, baseUrl: string, selfId?: string): void {
+    const host = keyHostOf(baseUrl);
+    const other = models.find((m) => m.status !== 'removed' && m.id !== selfId && m.api_key_env === envVar && keyHostOf(m.base_url) !== host);
+    if (other) {
+      throw new ByokError(
+        'conflict',
+        `${envVar} is already the key for ${hostOf(other.base_url)} (${selectorOf(other)}); a stored key is only sent to one host. Use another key name for ${hostOf(baseUrl)}, or remove ${selectorOf(other)} first.`,
+        { field: 'base_url' },
+      );
+    }
+  }
+
+  function needEnv(model: CustomModel, opts: RegisterOptions): NeedEnvInput {
+    const env_vars = [model.api_key_env, ...model.extra_env_vars];
+    const where = opts.homepage ? ` Create one at ${opts.homepage}.` : '';
+    const what = env_vars.length > 1 ? `${opts.vendorLabel} credentials (${env_vars.join(', ')})` : `${opts.vendorLabel} API key (${model.api_key_env})`;
+    return {
+      env_vars,
+      reason: `Enter your ${what} for ${selectorOf(model)} (${model.upstream_model}) through the secure form.${where} One key serves every ${opts.vendorLabel} model in this workspace.`,
+    };
+  }
+
+  async function register(ws: string, draft: Draft, opts: RegisterOptions, warnings: string[]): Promise<Result<AddResult>> {
+    const envVars = [draft.api_key_env, ...draft.extra_env_vars];
+    const stored = draft.key_optional || (await keyStored(ws, envVars));
+    const at = now().toISOString();
+    const { model, reactivated } = await mutateModels(ws, (models) => {
+      checkKeyHost(models, draft.api_key_env, draft.base_url);
+      let name = draft.name;
+      let target: CustomModel | undefined;
+      const live = (n: string) => models.find((m) => m.status !== 'removed' && nameKey(m.name) === nameKey(n) && m.id !== target?.id);
+      if (opts.explicitId) {
+        const existing = models.find((m) => m.id === opts.explicitId);
+        if (existing && existing.status !== 'removed') {
+          throw new ByokError('conflict', `${selectorOf(existing)} already exists (${existing.name}); pick another id, or update/remove it`, {
+            field: 'id',
+          });
+        }
+        if (existing && existing.vendor !== draft.vendor) {
+          throw new ByokError(
+            'conflict',
+            `${selectorOf(existing)} was a ${existing.vendor} model; a removed id can only be reactivated with the same vendor. Pick another id.`,
+            { field: 'id' },
+          );
+        }
+        target = existing;
+      }
+      let clash = live(name);
+      if (clash && !opts.nameGiven && opts.altName && clash.vendor !== draft.vendor) {
+        name = opts.altName;
+        clash = live(name);
+      }
+      if (clash) {
+        throw new ByokError(
+          'conflict',
+          `a model named "${clash.name}" already exists in this workspace (${selectorOf(clash)}, vendor ${clash.vendor}); give this one another name, or update/remove that one`,
+          { field: 'name', existing: selectorOf(clash) },
+        );
+      }
+      if (!opts.explicitId) {
+        const gone = models
+          .filter((m) => m.status === 'removed' && nameKey(m.name) === nameKey(name))
+          .sort((a, b) => b.updated_at.localeCompare(a.updated_at))[0];
+        if (gone && gone.vendor !== draft.vendor) {
+          throw new ByokError(
+            'conflict',
+            `the name "${name}" belongs to the removed ${gone.vendor} model ${selectorOf(gone)}; it can only be reactivated with the same vendor. Choose another name.`,
+            { field: 'name', existing: selectorOf(gone) },
+          );
+        }
+        target = gone;
+      }
+      const status: ModelStatus = stored ? 'active' : 'pending_key';
+      if (target) {
+        const idx = models.indexOf(target);
+        const m: CustomModel = structuredClone(clean({ id: target.id, ...draft, name, status, created_at: target.created_at, updated_at: at }));
+        models[idx] = m;
+        return { model: m, reactivated: true };
+      }
+      const id =
+        opts.explicitId ??
+        newModelId(idBase(opts.nameGiven ? name : undefined, draft.upstream_model), (c) => models.some((m) => m.id === c));
+      // A deep copy: nothing in the document may share objects with the cached templates.
+      const m: CustomModel = structuredClone(clean({ id, ...draft, name, status, created_at: at, updated_at: at }));
+      models.push(m);
+      // A stored key serves every model that uses it: siblings still waiting for it are ready too.
+      if (stored && !draft.key_optional) {
+        for (const s of models) if (s.status === 'pending_key' && s.api_key_env === draft.api_key_env) Object.assign(s, { status: 'active', updated_at: at });
+      }
+      return { model: m, reactivated: false };
+    });
+    const out: AddResult = { model, selector: selectorOf(model) };
+    if (!stored) out.need_env_input = needEnv(model, opts);
+    if (warnings.length) out.warnings = warnings;
+    if (reactivated) out.reactivated = true;
+    return ok(out);
+  }
+
+  function curatedOf(t: Template): VendorModel[] {
+    return structuredClone(t.models).map((m) =>
+      clean({ id: m.id, name: m.name, capabilities: m.capabilities, pricing: m.pricing, tee: m.tee, context_window: m.context_window, curated: true }),
+    );
+  }
+
+  function teeWarning(t: Template, upstream: string, curated: TemplateModel | undefined): string | undefined {
+    if (!t.models.some((m) => m.tee)) return undefined;
+    if (curated?.tee) return undefined;
+    return `${upstream} is not one of ${t.name}'s TEE-protected models: prompts and answers are not protected by the enclave. Registered anyway; for a third-party model prefer that vendor's own template.`;
+  }
+
+  async function discover(ws: string, t: Template, baseUrl: string, keyAllowed: boolean): Promise<{ models?: VendorModel[]; note?: string }> {
+    const url = baseUrl.replace(/\/+$/, '') + (t.discovery_path.startsWith('/') ? t.discovery_path : `/${t.discovery_path}`);
+    const host = hostOf(url) ?? 'the vendor';
+    const call = async (key?: Uint8Array): Promise<{ models?: VendorModel[]; note?: string }> => {
+      const headers: Record<string, string> = { accept: 'application/json', ...t.default_headers };
+      if (key && key.length) {
+        const k = Buffer.from(key).toString('utf8');
+        if (t.auth.scheme === 'bearer') headers.authorization = `Bearer ${k}`;
+        else if (t.auth.scheme === 'header') headers[(t.auth.header ?? 'x-api-key').toLowerCase()] = k;
+      }
+      if (t.wire === 'anthropic' && !headers['anthropic-version']) headers['anthropic-version'] = '2023-06-01';
+      let res: Response;
+      try {
+        res = await doFetch(url, { method: 'GET', headers, redirect: 'error', signal: AbortSignal.timeout(discoveryTimeout) });
+      } catch (e) {
+        const name = (e as { name?: string })?.name;
+        if (name === 'TimeoutError' || name === 'AbortError') return { note: `${host} did not answer within ${Math.round(discoveryTimeout / 1000)} s` };
+        return { note: `could not reach ${host}` };
+      }
+      if (res.status === 401 || res.status === 403) {
+        await res.body?.cancel().catch(() => undefined);
+        return { note: `${host} answered ${res.status}: the stored key was refused (enter a new one with the secure form)` };
+      }
+      if (!res.ok) {
+        await res.body?.cancel().catch(() => undefined);
+        return { note: `${host} answered HTTP ${res.status} to ${t.discovery_path}` };
+      }
+      const text = await readCapped(res, DISCOVERY_MAX_BYTES);
+      if (text === undefined) return { note: `${host} sent a model list larger than ${DISCOVERY_MAX_BYTES / 1024 / 1024} MB` };
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch {
+        return { note: `${host} answered ${t.discovery_path} with something other than JSON` };
+      }
+      const items = extractModels(body);
+      if (!items) return { note: `${host} answered ${t.discovery_path} in an unexpected shape` };
+      const curated = new Map(t.models.map((m) => [m.id, m]));
+      const seen = new Set<string>();
+      const models: VendorModel[] = [];
+      for (const it of items) {
+        if (models.length >= DISCOVERY_MAX_MODELS) break;
+        const id = it.id.replace(/^models\//, '');
+        if (!id || id.length > 200 || seen.has(id) || BAD_CHARS.test(id)) continue;
+        seen.add(id);
+        const c = curated.get(id);
+        models.push(
+          c
+            ? clean({ id, name: c.name, capabilities: c.capabilities, pricing: c.pricing, tee: c.tee, context_window: c.context_window, curated: true })
+            : clean({ id, name: it.name && it.name.length <= 200 ? it.name : id, curated: false }),
+        );
+      }
+      return { models };
+    };
+    if (t.auth.scheme === 'none' || !keyAllowed) return call();
+    const envVars = [t.env_var];
+    if (!(await keyStored(ws, envVars))) {
+      if (t.auth.optional) return call();
+      return {
+        note: `no ${t.name} key stored in this workspace yet (${t.env_var}); register a model with add_template("${t.id}") and enter the key through the secure form to see the live list`,
+      };
+    }
+    const r = await keys.withKey(ws, t.env_var, (key) => call(key));
+    return r ?? { note: `the ${t.env_var} key could not be read` };
+  }
+
+  const api: Registry = {
+    templates() {
+      try {
+        const list = catalog.all().map<TemplateSummary>((t) =>
+          clean({
+            id: t.id,
+            name: t.name,
+            aliases: t.aliases,
+            homepage: t.homepage,
+            docs: t.docs,
+            wire: t.wire,
+            base_url: t.base_url,
+            base_url_hint: t.base_url_hint,
+            base_url_required: t.base_url === null,
+            env_var: t.env_var,
+            key_optional: t.auth.optional || t.auth.scheme === 'none',
+            default_model: t.default_model,
+            models: curatedOf(t),
+            model_discovery: t.model_discovery,
+            notes: t.notes,
+            notes_zh: t.notes_zh,
+          }),
+        );
+        return ok({ templates: structuredClone(list) });
+      } catch (e) {
+        if (e instanceof ByokError) return fail(e.code, e.message, e.details ?? {});
+        return fail('internal', 'internal error (see the server log)');
+      }
+    },
+
+    list_vendor_models(ws, vendor, opts = {}) {
+      return guarded<VendorModels>(async () => {
+        checkWorkspace(ws);
+        const t = templateOrFail(vendor);
+        const curated = curatedOf(t);
+        const fallback = (note: string) => ok<VendorModels>({ vendor: t.id, source: 'curated', models: curated, note });
+        if (!t.model_discovery) return fallback(`${t.name} has no model discovery (/models); showing the curated list`);
+        const mine = (await readModels(ws)).filter((m) => m.status !== 'removed' && m.api_key_env === t.env_var);
+        let baseUrl = t.base_url;
+        if (opts.base_url !== undefined && opts.base_url !== '') baseUrl = checkBaseUrl(opts.base_url, []);
+        if (!baseUrl) baseUrl = mine.find((m) => m.vendor === t.id)?.base_url ?? null;
+        if (!baseUrl) return fallback(`${t.name} needs your endpoint URL (base_url) before its models can be listed; showing the curated list`);
+        // The stored key only goes to the template's host or a host a model of this workspace uses it with.
+        const bound = new Set([keyHostOf(t.base_url), ...mine.map((m) => keyHostOf(m.base_url))].filter(Boolean));
+        const keyAllowed = bound.has(keyHostOf(baseUrl));
+        if (!keyAllowed && !(t.auth.optional || t.auth.scheme === 'none')) {
+          return fallback(`the ${t.env_var} key is only sent to hosts your registered ${t.name} models use, and ${hostOf(baseUrl)} is not one; showing the curated list`);
+        }
+        const r = await discover(ws, t, baseUrl, keyAllowed);
+        if (!r.models) return fallback(`${r.note}; showing the curated list`);
+        if (!r.models.length) return fallback(`${hostOf(baseUrl)} listed no models; showing the curated list`);
+        return ok<VendorModels>({ vendor: t.id, source: 'live', models: structuredClone(r.models) });
+      });
+    },
+
+    add_template(ws, vendor, opts = {}) {
+      return guarded(async () => {
+        checkWorkspace(ws);
+        if (typeof opts !== 'object' || opts === null) throw invalid('options must be an object');
+        const t = templateOrFail(vendor);
+        const warnings: string[] = [];
+        const placeholder = t.models.find((m) => m.id === t.default_model)?.notes?.some((n) => /placeholder/i.test(n));
+        if (opts.upstream_model === undefined && placeholder && t.id === 'openai-compatible') {
+          throw invalid(`${t.name} needs upstream_model: the exact model name your server serves (e.g. llama3.1:8b for Ollama)`, {
+            field: 'upstream_model',
+          });
+        }
+        const upstream = opts.upstream_model !== undefined ? checkUpstreamModel(opts.upstream_model) : t.default_model;
+        let baseUrl: string;
+        if (opts.base_url !== undefined && opts.base_url !== null && opts.base_url !== '') baseUrl = checkBaseUrl(opts.base_url, warnings);
+        else if (t.base_url) baseUrl = t.base_url;
+        else {
+          throw invalid(`${t.name} needs a base_url: ${t.base_url_hint ?? 'the endpoint root URL'}`, { field: 'base_url' });
+        }
+        const curated = t.models.find((m) => m.id === upstream);
+        if (!curated) {
+          warnings.push(
+            `${upstream} is not in ${t.name}'s curated list: capabilities default to json+tools (no vision, no reasoning) and no pricing; adjust them with update`,
+          );
+        }
+        const tee = teeWarning(t, upstream, curated);
+        if (tee) warnings.push(tee);
+        const settings = { ...t.settings };
+        if (opts.settings !== undefined) {
+          if (typeof opts.settings !== 'object' || opts.settings === null) throw invalid('settings must be an object', { field: 'settings' });
+          for (const [k, v] of Object.entries(opts.settings)) {
+            if (!(k in t.settings)) throw invalid(`${t.name} has no setting "${k.slice(0, 40)}" (known: ${Object.keys(t.settings).join(', ') || 'none'})`, { field: 'settings' });
+            if (typeof v !== 'string' || !/^[A-Za-z0-9._-]{1,64}$/.test(v)) throw invalid(`settings.${k} must be a short plain value`, { field: 'settings' });
+            settings[k] = v;
+          }
+        }
+        if ('region' in settings && opts.settings?.region === undefined) {
+          const region = hostOf(baseUrl)?.match(/^bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com$/)?.[1];
+          if (region) settings.region = region;
+        }
+        const nameGiven = opts.name !== undefined;
+        const name = nameGiven ? checkName(opts.name) : checkName(curated?.name ?? upstream);
+        const altName = nameGiven ? undefined : checkName(`${name} (${t.id})`.slice(0, 64));
+        const maxTokens =
+          opts.max_tokens !== undefined
+            ? checkMaxTokens(opts.max_tokens)
+            : Math.min(t.default_max_tokens ?? DEFAULT_MAX_TOKENS, curated?.max_output_tokens ?? Number.MAX_SAFE_INTEGER);
+        const draft: Draft = {
+          name,
+          vendor: t.id,
+          wire: t.wire,
+          upstream_model: upstream,
+          base_url: baseUrl,
+          api_key_env: t.env_var,
+          extra_env_vars: [...t.extra_env_vars],
+          key_optional: t.auth.optional || t.auth.scheme === 'none',
+          headers: { ...t.default_headers },
+          query: { ...t.default_query },
+          settings,
+          request_fields: {},
+          thinking: curated?.thinking ?? t.thinking,
+          max_tokens: maxTokens,
+          capabilities: curated ? { ...curated.capabilities } : { ...DEFAULT_CAPABILITIES },
+          pricing: curated?.pricing,
+        };
+        return register(
+          ws,
+          draft,
+          { explicitId: opts.id !== undefined ? checkModelId(opts.id) : undefined, nameGiven, altName, vendorLabel: t.name, homepage: t.homepage },
+          warnings,
+        );
+      });
+    },
+
+    parse_example(text) {
+      try {
+        if (typeof text !== 'string') return fail('invalid_input', 'api_example must be text (a curl / Python / JavaScript example)');
+        return parseExample(text);
+      } catch (e) {
+        if (e instanceof ByokError) return fail(e.code, e.message, e.details ?? {});
+        return fail('internal', 'internal error (see the server log)');
+      }
+    },
+
+    add(ws, args) {
+      return guarded(async () => {
+        checkWorkspace(ws);
+        if (typeof args !== 'object' || args === null) throw invalid('add needs {upstream_model, base_url, ...}');
+        const warnings: string[] = [];
+        const upstream = checkUpstreamModel(args.upstream_model);
+        const baseUrl = checkBaseUrl(args.base_url, warnings);
+        const wire = args.wire ?? 'openai';
+        if (!WireId.safeParse(wire).success) throw invalid('wire must be openai, anthropic or azure-openai', { field: 'wire' });
+        if (wire === 'bedrock') {
+          throw invalid('Bedrock needs AWS credentials and a region: use add_template("bedrock", {upstream_model, base_url})', { field: 'wire' });
+        }
+        const host = hostOf(baseUrl)!;
+        const sameHost = catalog.all().find((t) => t.base_url && hostOf(t.base_url) === host);
+        const ownerOf = (v: string) => catalog.all().find((t) => t.env_var === v && t.base_url && hostOf(t.base_url) !== host && !(sameHost && sameHost.env_var === v));
+        // A stored key is bound to one host: pick a key name no other host uses. An explicit name
+        // that belongs to another host (a curated vendor's key, or another endpoint's) is
+        // replaced by a host-specific one, with a warning, so a key never leaks to this host.
+        const requested = args.api_key_env !== undefined ? checkEnvVar(args.api_key_env) : undefined;
+        const existing = await readModels(ws);
+        const usedElsewhere = (v: string) =>
+          !!ownerOf(v) || existing.some((m) => m.status !== 'removed' && m.api_key_env === v && keyHostOf(m.base_url) !== keyHostOf(baseUrl));
+        const long = host.replace(/\.[a-z]+(:\d+)?$/, '').toUpperCase().replace(/[^A-Z0-9]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 48);
+        const candidates = [requested, sameHost?.env_var, envVarFromHost(host), /^[A-Z]/.test(long) ? `${long}_API_KEY` : undefined].filter(
+          (v): v is string => !!v,
+        );
+        const last = candidates[candidates.length - 1]!;
+        for (let i = 2; i < 10; i++) candidates.push(`${last}_${i}`);
+        const apiKeyEnv = candidates.find((v) => !usedElsewhere(v));
+        if (!apiKeyEnv) throw new ByokError('conflict', `no free key name for ${host}; pass api_key_env with a name of your own`, { field: 'api_key_env' });
+        if (requested && apiKeyEnv !== requested) {
+          const owner = ownerOf(requested);
+          warnings.push(
+            `${requested} is ${owner ? `the ${owner.name} key` : 'already the key of another endpoint'} and is only sent to its own host; this endpoint's key is stored as ${apiKeyEnv}`,
+          );
+        }
+        if (sameHost) warnings.push(`${host} is the curated vendor ${sameHost.id}: add_template("${sameHost.id}") pre-fills thinking, capabilities and pricing`);
+        const nameGiven = args.name !== undefined;
+        const name = nameGiven ? checkName(args.name) : checkName(upstream.length <= 64 ? upstream : upstream.split('/').pop()!.slice(0, 64));
+        const thinking = args.thinking !== undefined ? checkThinking(args.thinking) : { style: 'none' as const };
+        const draft: Draft = {
+          name,
+          vendor: 'custom',
+          wire,
+          upstream_model: upstream,
+          base_url: baseUrl,
+          api_key_env: apiKeyEnv,
+          extra_env_vars: [],
+          key_optional: args.key_optional === true,
+          headers: checkHeaders(args.headers),
+          query: checkQuery(args.query),
+          settings: {},
+          request_fields: checkRequestFields(args.request_fields, warnings),
+          thinking,
+          max_tokens: args.max_tokens !== undefined ? checkMaxTokens(args.max_tokens) : DEFAULT_MAX_TOKENS,
+          capabilities: checkCapabilities(args.capabilities, { ...DEFAULT_CAPABILITIES, reasoning: thinking.style !== 'none' }),
+          pricing: args.pricing !== undefined ? checkPricing(args.pricing) : undefined,
+        };
+        return register(
+          ws,
+          draft,
+          { explicitId: args.id !== undefined ? checkModelId(args.id) : undefined, nameGiven, vendorLabel: host },
+          warnings,
+        );
+      });
+    },
+
+    list_models(ws, opts = {}) {
+      return guarded(async () => {
+        checkWorkspace(ws);
+        const models = await readModels(ws);
+        return ok({ models: opts.include_removed ? models : models.filter((m) => m.status !== 'removed') });
+      });
+    },
+
+    get(ws, modelId) {
+      return guarded(async () => {
+        checkWorkspace(ws);
+        const id = stripSelector(modelId);
+        const models = await readModels(ws);
+        const model = models.find((m) => m.id === id);
+        if (!model) {
+          const nf = notFound(ws, id, models);
+          return nf;
+        }
+        return ok({ model });
+      });
+    },
+
+    remove(ws, modelId) {
+      return guarded(async () => {
+        checkWorkspace(ws);
+        const id = stripSelector(modelId);
+        const at = now().toISOString();
+        return mutateModels(ws, (models): Result<{ model: CustomModel; already_removed?: boolean }> => {
+          const m = models.find((x) => x.id === id);
+          if (!m) return notFound(ws, id, models);
+          if (m.status === 'removed') return ok({ model: m, already_removed: true });
+          m.status = 'removed';
+          m.updated_at = at;
+          return ok({ model: m });
+        });
+      });
+    },
+
+    update(ws, modelId, changes) {
+      return guarded(async () => {
+        checkWorkspace(ws);
+        const id = stripSelector(modelId);
+        if (typeof changes !== 'object' || changes === null || Array.isArray(changes)) throw invalid('changes must be an object');
+        const allowed = new Set(['name', 'upstream_model', 'base_url', 'max_tokens', 'capabilities', 'pricing']);
+        const immutable = new Set(['id', 'vendor', 'wire', 'api_key_env', 'extra_env_vars', 'key_optional', 'created_at']);
+        const current = (await readModels(ws)).find((m) => m.id === id);
+        for (const [k, v] of Object.entries(changes)) {
+          if (v === undefined) continue;
+          if (immutable.has(k)) {
+            if (current && JSON.stringify((current as unknown as Record<string, unknown>)[k]) === JSON.stringify(v)) continue;
+            throw new ByokError(
+              'immutable',
+              `${k} is permanent once a model is registered; remove ${current ? selectorOf(current) : 'the model'} and add a new one instead`,
+              { field: k },
+            );
+          }
+          if (!allowed.has(k)) throw invalid(`cannot change "${k.slice(0, 40)}"; updatable: ${[...allowed].join(', ')}`, { field: k });
+        }
+        const warnings: string[] = [];
+        const c = changes as Record<string, unknown>;
+        const name = c.name !== undefined ? checkName(c.name) : undefined;
+        const upstream = c.upstream_model !== undefined ? checkUpstreamModel(c.upstream_model) : undefined;
+        let baseUrl: string | undefined;
+        if (c.base_url !== undefined) {
+          if (c.base_url === null || c.base_url === '') throw invalid('base_url cannot be cleared; give the endpoint root URL', { field: 'base_url' });
+          baseUrl = checkBaseUrl(c.base_url, warnings);
+        }
+        const maxTokens = c.max_tokens !== undefined ? checkMaxTokens(c.max_tokens) : undefined;
+        if (c.capabilities !== undefined) checkCapabilities(c.capabilities, DEFAULT_CAPABILITIES);
+        const pricing = c.pricing === undefined ? undefined : c.pricing === null ? null : checkPricing(c.pricing);
+        const at = now().toISOString();
+        const r = await mutateModels(ws, (models): Result<{ model: CustomModel }> => {
+          const m = models.find((x) => x.id === id);
+          if (!m) return notFound(ws, id, models);
+          if (m.status === 'removed') return fail('not_found', `${selectorOf(m)} was removed; add it again to reactivate it, then update`);
+          if (name !== undefined) {
+            const clash = models.find((x) => x.id !== m.id && x.status !== 'removed' && nameKey(x.name) === nameKey(name));
+            if (clash) throw new ByokError('conflict', `a model named "${clash.name}" already exists (${selectorOf(clash)}); choose another name`, { field: 'name' });
+            m.name = name;
+          }
+          if (baseUrl !== undefined) {
+            checkKeyHost(models, m.api_key_env, baseUrl, m.id);
+            m.base_url = baseUrl;
+          }
+          if (upstream !== undefined && upstream !== m.upstream_model) {
+            m.upstream_model = upstream;
+            const t = templateById(m.vendor);
+            if (t) {
+              const curated = t.models.find((x) => x.id === upstream);
+              m.thinking = structuredClone(curated?.thinking ?? t.thinking);
+              if (curated && c.capabilities === undefined) m.capabilities = { ...curated.capabilities };
+              if (c.pricing === undefined) {
+                if (curated?.pricing) m.pricing = { ...curated.pricing };
+                else delete m.pricing;
+              }
+              if (!curated) warnings.push(`${upstream} is not in ${t.name}'s curated list; check capabilities and pricing`);
+              const tee = teeWarning(t, upstream, curated);
+              if (tee) warnings.push(tee);
+            }
+          }
+          if (maxTokens !== undefined) m.max_tokens = maxTokens;
+          if (c.capabilities !== undefined) m.capabilities = checkCapabilities(c.capabilities, m.capabilities);
+          if (pricing === null) delete m.pricing;
+          else if (pricing !== undefined) m.pricing = pricing;
+          m.updated_at = at;
+          return ok({ model: m });
+        });
+        if (r.ok && warnings.length) return ok({ model: r.model, warnings });
+        return r;
+      });
+    },
+
+    set_status(ws, modelId, status, lastError) {
+      return guarded(async () => {
+        checkWorkspace(ws);
+        const id = stripSelector(modelId);
+        if (!STATUSES.includes(status)) throw invalid(`status must be one of ${STATUSES.join(', ')}`, { field: 'status' });
+        const err = lastError !== undefined ? checkLastError(lastError) : undefined;
+        const at = now().toISOString();
+        return mutateModels(ws, (models): Result<{ model: CustomModel }> => {
+          const m = models.find((x) => x.id === id);
+          if (!m) return notFound(ws, id, models);
+          if (m.status === 'removed' && status !== 'removed') {
+            return fail('conflict', `${selectorOf(m)} was removed meanwhile; its status is left as is`);
+          }
+          applyStatus(m, status, err, at);
+          return ok({ model: m });
+        });
+      });
+    },
+
+    set_key_status(ws, envVar, status, lastError) {
+      return guarded(async () => {
+        checkWorkspace(ws);
+        const v = checkEnvVar(envVar);
+        if (!STATUSES.includes(status) || status === 'removed') throw invalid('status must be pending_key, validating, active or key_error', { field: 'status' });
+        const err = lastError !== undefined ? checkLastError(lastError) : undefined;
+        const at = now().toISOString();
+        return mutateModels(ws, (models) => {
+          const hit = models.filter((m) => m.status !== 'removed' && (m.api_key_env === v || m.extra_env_vars.includes(v)));
+          for (const m of hit) applyStatus(m, status, err, at);
+          return ok({ models: hit });
+        });
+      });
+    },
+
+    resolve(ws, selector) {
+      return guarded(async () => {
+        checkWorkspace(ws);
+        const q = stripSelector(selector, 'selector');
+        const models = await readModels(ws);
+        const live = models.filter((m) => m.status !== 'removed');
+        const model =
+          live.find((m) => m.id === q) ??
+          live.find((m) => m.name.toLowerCase() === q.toLowerCase()) ??
+          live.find((m) => nameKey(m.name) === nameKey(q));
+        if (!model) return notFound(ws, q, models);
+        return ok({ model });
+      });
+    },
+  };
+  return api;
+}
+
+function checkLastError(e: unknown): { code: string; message: string } {
+  if (typeof e !== 'object' || e === null) throw invalid('last_error must be {code, message}', { field: 'last_error' });
+  const { code, message } = e as { code?: unknown; message?: unknown };
+  if (typeof code !== 'string' || !/^[a-z_]{1,40}$/.test(code)) throw invalid('last_error.code must be a short snake_case code', { field: 'last_error' });
+  let msg = typeof message === 'string' ? message.replace(BAD_CHARS, ' ').slice(0, 300) : '';
+  // Vendors sometimes quote (part of) the key back; never keep anything key-like.
+  msg = msg.replace(/\S+/g, (w) => (looksLikeKey(w) ? '[redacted]' : w));
+  return { code, message: msg };
+}
+
+function applyStatus(m: CustomModel, status: ModelStatus, err: { code: string; message: string } | undefined, at: string): void {
+  m.status = status;
+  if (err) m.last_error = { ...err, at };
+  else if (status === 'active') delete m.last_error;
+  m.updated_at = at;
+}
+
+async function readCapped(res: Response, max: number): Promise<string | undefined> {
+  const len = Number(res.headers.get('content-length') ?? '0');
+  if (len > max) {
+    await res.body?.cancel().catch(() => undefined);
+    return undefined;
+  }
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      await reader.cancel().catch(() => undefined);
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** OpenAI/Anthropic `{data: [...]}`, Ollama-style `{models: [...]}`, or a bare array. */
+function extractModels(body: unknown): Array<{ id: string; name?: string }> | undefined {
+  const arr = Array.isArray(body)
+    ? body
+    : body && typeof body === 'object'
+      ? (Array.isArray((body as { data?: unknown }).data) ? (body as { data: unknown[] }).data : (body as { models?: unknown }).models)
+      : undefined;
+  if (!Array.isArray(arr)) return undefined;
+  const out: Array<{ id: string; name?: string }> = [];
+  for (const it of arr) {
+    if (typeof it === 'string') out.push({ id: it });
+    else if (it && typeof it === 'object') {
+      const o = it as Record<string, unknown>;
+      const id = typeof o.id === 'string' ? o.id : typeof o.name === 'string' ? o.name : typeof o.model === 'string' ? o.model : undefined;
+      if (!id) continue;
+      const name = typeof o.display_name === 'string' ? o.display_name : typeof o.name === 'string' && o.name !== id ? o.name : undefined;
+      out.push(name ? { id, name } : { id });
+    }
+  }
+  return out;
+}
