@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   }
   if (config.wechat) {
     const { WechatChannel } = await import('../channels/wechat/index.ts');
-    app.addChannel(new WechatChannel({ config, logger: app.logger }));
+    app.addChannel(new WechatChannel({ config, logger: app.logger, langOf: async (ws: string) => (await app.router.state.getPrefs(ws)).lang }));
   }
   const shell = !config.telegram && !config.wechat;
   if (shell) app.addChannel(new ShellChannel({ input: process.stdin, output: process.stdout, onEnd: () => void shutdown() }));

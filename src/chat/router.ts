@@ -486,9 +486,9 @@ export class ChatRouter {
       st.pending = { kind: 'confirm_example', draft, at: new Date().toISOString() };
     });
     const extra = [
-      draft.thinking ? `\nthinking: ${draft.thinking.style}${draft.thinking.param ? ` (${draft.thinking.param})` : ''}` : '',
-      Object.keys(draft.request_fields).length ? `\nrequest fields: ${Object.keys(draft.request_fields).join(', ')}` : '',
-      Object.keys(draft.headers).length ? `\nheaders: ${Object.keys(draft.headers).join(', ')}` : '',
+      draft.thinking ? `\n${ctx.tr('byok.draft_thinking')}: ${draft.thinking.style}${draft.thinking.param ? ` (${draft.thinking.param})` : ''}` : '',
+      Object.keys(draft.request_fields).length ? `\n${ctx.tr('byok.draft_fields')}: ${Object.keys(draft.request_fields).join(', ')}` : '',
+      Object.keys(draft.headers).length ? `\n${ctx.tr('byok.draft_headers')}: ${Object.keys(draft.headers).join(', ')}` : '',
       ...warnings.map((w) => `\n⚠️ ${w}`),
     ].join('');
     await ctx.reply(ctx.tr('byok.example_draft', { base_url: draft.base_url, model: draft.upstream_model, wire: draft.wire, env: draft.api_key_env, extra }), { noPreview: true });
@@ -537,7 +537,8 @@ export class ChatRouter {
     const tpl = getTemplate(model.vendor);
     const env_vars = need?.env_vars ?? [model.api_key_env, ...model.extra_env_vars];
     const vendorName = tpl?.name ?? model.vendor;
-    const reason = need?.reason ?? `${vendorName} API key for ${model.name} (custom/${model.id})`;
+    // The chat shows the reason in the user's language; the registry's own reason is for the API.
+    const reason = ctx.tr('byok.reason', { vendor: vendorName, model: model.name, id: model.id });
     const res = await this.deps.requests.request({
       workspace: msg.workspace,
       channel: { ...msg.chat, lang: ctx.lang },
