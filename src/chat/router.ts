@@ -96,6 +96,8 @@ export class ChatRouter {
     try {
       // The guard runs before anything else, on every text-bearing message.
       if (await this.refusePastedKey(ctx)) return;
+      // An edited message is checked for keys (above) but not answered a second time.
+      if (msg.kind === 'edited') return;
       const text = (msg.callbackData ?? msg.text).trim();
       if (!text) return;
       if (text.length > MAX_INBOUND_CHARS) {

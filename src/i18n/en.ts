@@ -79,6 +79,10 @@ export const en = {
   'byok.usage_add': 'Usage: /byok add <vendor> [upstream_model] [name], e.g. /byok add qwen',
   'byok.unknown_sub': 'Unknown /byok command. {help}',
   'byok.need_base_url': '{vendor} needs your endpoint URL: /byok add {vendor} <model> <name> then /byok edit <id> base_url <url>, or register it with /byok example.',
+  'byok.reason': '{vendor} API key for {model} (custom/{id})',
+  'byok.draft_thinking': 'thinking',
+  'byok.draft_fields': 'request fields',
+  'byok.draft_headers': 'headers',
   'error.generic': 'Something went wrong on our side. Please try again.',
   'error.too_long': 'That message is too long ({len} characters; the limit is {max}).',
   'error.code': '{error}',
@@ -124,6 +128,14 @@ export const en = {
   'telegram.picker_foreign': 'This menu belongs to someone else.',
   'telegram.prev': '« Prev',
   'telegram.next': 'Next »',
+  'telegram.open_form': '🔐 Enter the key securely',
+  'telegram.cmd_start': 'Start and show help',
+  'telegram.cmd_help': 'Commands and how keys are handled',
+  'telegram.cmd_model': 'Show or switch the model',
+  'telegram.cmd_byok': 'Bring your own key: add, list, key, test, remove',
+  'telegram.cmd_reset': 'Forget this chat\'s history',
+  'telegram.cmd_lang': 'Reply language (en / zh)',
+  'telegram.page': 'Page {page}/{pages}',
 } as const;
 
 export type MessageKey = keyof typeof en;

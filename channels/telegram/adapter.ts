@@ -1,0 +1,534 @@
+import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Bot, type Transformer } from 'grammy';
+import { run, sequentialize, type RunnerHandle } from '@grammyjs/runner';
+import { autoRetry } from '@grammyjs/auto-retry';
+import { apiThrottler, type APIThrottlerOptions } from '@grammyjs/transformer-throttler';
+import type { ChannelAdapter, Choice, EnvInputRequest, InboundMessage, KeyResult, OutgoingMessage, SentRef } from '../types.ts';
+import type { ChannelRef } from '../../src/queue/types.ts';
+import type { Config } from '../../src/config.ts';
+import type { Logger } from '../../src/log.ts';
+import { langFromCode, t, type Lang } from '../../src/i18n/index.ts';
+import { splitMessage } from '../../src/chat/split.ts';
+import { formatTime } from '../../src/chat/router.ts';
+import { CallbackCodec, decodeCallback, pageRows, TtlMap, uid36, type InlineButton } from './callbacks.ts';
+import { commandList } from './commands.ts';
+import { escapeHtml, isNotModified, isParseError, markdownToHtml } from './format.ts';
+import { base, CHANNEL, messageToInbound, workspaceOf, type TgCallbackQuery, type TgUpdate } from './inbound.ts';
+import { verifyInitData } from './initdata.ts';
+
+export const TELEGRAM_MAX_MESSAGE = 4096;
+/** Parts are cut a little below 4,096 so Markdown → HTML never pushes one over the limit. */
+const PART_MAX = 4000;
+const ALLOWED_UPDATES = ['message', 'edited_message', 'callback_query'] as const;
+
+export interface TelegramChannelOptions {
+  config: Config;
+  logger: Logger;
+  /** Overrides for config.telegram (tests, benchmarks). */
+  token?: string;
+  apiRoot?: string;
+  webhookUrl?: string;
+  webhookSecret?: string;
+  /**
+   * Mini App (`web_app`) buttons for secure forms in private chats: 'auto' when the form
+   * URL is https (Telegram refuses others), 'always', or 'never' (URL buttons only).
+   */
+  webApp?: 'auto' | 'always' | 'never';
+  /** Refuse a Telegram-issued form submitted without Mini App initData (default false). */
+  requireInitData?: boolean;
+  /** Max age of Mini App initData (auth_date), seconds. Default 1 hour. */
+  initDataMaxAgeSec?: number;
+  /** Stream with sendMessageDraft in private chats when the Bot API offers it (default 'auto'). */
+  drafts?: 'auto' | 'never';
+  /** Minimum interval between streaming updates per chat, ms (default 1000). */
+  editIntervalMs?: number;
+  /** Throttler limits (default: Telegram's published limits); false disables it. */
+  throttle?: APIThrottlerOptions | false;
+  /** Auto-retry on 429 and 5xx: attempts (default 5) and max retry_after honoured, seconds. */
+  retry?: { maxRetryAttempts?: number; maxDelaySeconds?: number };
+  /** Extra API transformers, installed last (outermost): tests stub methods here. */
+  transformers?: Transformer[];
+  /** Polling runner: retry interval on errors (ms or strategy). */
+  pollRetryInterval?: number | 'exponential' | 'quadratic';
+  /** Buttons per picker page (default 8). */
+  pickerPageSize?: number;
+  /** Menus older than this are refused as stale (default 30 min). */
+  pickerTtlMs?: number;
+  /** Skip getMe at start (benchmarks with a stub API). */
+  botInfo?: { id: number; username: string; first_name?: string };
+}
+
+interface PickerState {
+  owner: string;
+  rows: InlineButton[][];
+  lang: Lang;
+}
+
+function safeEqual(a: string | undefined, b: string): boolean {
+  if (typeof a !== 'string') return false;
+  const x = createHmac('sha256', 'cmp').update(a).digest();
+  const y = createHmac('sha256', 'cmp').update(b).digest();
+  return timingSafeEqual(x, y) && a.length === b.length;
+}
+
+/**
+ * The Telegram channel (grammY). Long polling with @grammyjs/runner, or a webhook route on
+ * the app's HTTP server when a webhook URL is configured (secret token checked on every
+ * update). Outgoing calls pass Telegram's rate limits (throttler) and 429/5xx retries.
+ */
+export class TelegramChannel implements ChannelAdapter {
+  readonly name = CHANNEL;
+  readonly capabilities = { deleteInbound: true, editMessages: true, buttons: true, maxMessageLength: TELEGRAM_MAX_MESSAGE };
+  readonly bot: Bot;
+  readonly webhookPath?: string;
+  private readonly token: string;
+  private readonly webhookUrl?: string;
+  private readonly webhookSecret?: string;
+  private readonly logger: Logger;
+  private readonly opts: TelegramChannelOptions;
+  private readonly codec: CallbackCodec;
+  private readonly pickers: TtlMap<PickerState>;
+  /** Cards by workspace + model, for keyResult when the ChannelRef carries no message id. */
+  private readonly cards = new TtlMap<{ chat_id: string; message_id: string }>(24 * 3600_000, 50_000);
+  /** The first reply to a menu tap edits the menu message (keyed by the inbound chat ref object). */
+  private readonly editTargets = new WeakMap<ChannelRef, string>();
+  private readonly lastEdit = new Map<string, number>();
+  private readonly adminCache = new TtlMap<boolean>(60_000);
+  private draftsSupported: boolean;
+  private onMessage?: (msg: InboundMessage) => Promise<void>;
+  private runner?: RunnerHandle;
+  private started = false;
+
+  constructor(opts: TelegramChannelOptions) {
+    this.opts = opts;
+    this.logger = opts.logger;
+    const tg = opts.config.telegram;
+    const token = opts.token ?? tg?.token;
+    if (!token) throw new Error('TELEGRAM_BOT_TOKEN is not set');
+    this.token = token;
+    const apiRoot = opts.apiRoot ?? tg?.apiRoot;
+    this.webhookUrl = opts.webhookUrl ?? tg?.webhookUrl;
+    if (this.webhookUrl) {
+      const u = new URL(this.webhookUrl);
+      this.webhookPath = u.pathname && u.pathname !== '/' ? u.pathname : '/telegram/webhook';
+      // Every process behind the load balancer derives the same secret from the token.
+      this.webhookSecret = opts.webhookSecret ?? tg?.webhookSecret ?? createHmac('sha256', 'byok-telegram-webhook').update(token).digest('hex');
+      if (!/^[A-Za-z0-9_-]{1,256}$/.test(this.webhookSecret)) throw new Error('TELEGRAM_WEBHOOK_SECRET may use A-Z a-z 0-9 _ - only (1-256 characters)');
+    }
+    this.draftsSupported = (opts.drafts ?? 'auto') === 'auto';
+    const ttl = opts.pickerTtlMs ?? 30 * 60_000;
+    this.codec = new CallbackCodec(ttl);
+    this.pickers = new TtlMap<PickerState>(ttl);
+
+    this.bot = new Bot(token, { client: apiRoot ? { apiRoot } : undefined, botInfo: opts.botInfo ? { is_bot: true, first_name: 'bot', can_join_groups: true, can_read_all_group_messages: false, supports_inline_queries: false, can_connect_to_business: false, has_main_web_app: false, ...opts.botInfo } as Bot['botInfo'] : undefined });
+    if (opts.throttle !== false) this.bot.api.config.use(apiThrottler(opts.throttle ?? {}));
+    this.bot.api.config.use(autoRetry({ maxRetryAttempts: opts.retry?.maxRetryAttempts ?? 5, maxDelaySeconds: opts.retry?.maxDelaySeconds ?? 60 }));
+    for (const tr of opts.transformers ?? []) this.bot.api.config.use(tr);
+
+    // One chat's updates are handled in order; different chats run concurrently.
+    this.bot.use(sequentialize((ctx) => (ctx.chat?.id ?? ctx.from?.id)?.toString()));
+    this.bot.use(async (ctx) => this.dispatch(ctx.update as unknown as TgUpdate));
+    this.bot.catch((err) => this.logger.error({ err: err.error, update: err.ctx?.update?.update_id }, 'telegram update failed'));
+  }
+
+  get username(): string | undefined {
+    try {
+      return this.bot.botInfo.username;
+    } catch {
+      return this.opts.botInfo?.username;
+    }
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  mount(server: FastifyInstance): void {
+    if (!this.webhookPath || !this.webhookSecret) return;
+    const secret = this.webhookSecret;
+    server.post(this.webhookPath, { bodyLimit: 1024 * 1024 }, async (req, reply) => {
+      const got = req.headers['x-telegram-bot-api-secret-token'];
+      if (!safeEqual(typeof got === 'string' ? got : undefined, secret)) return reply.code(401).send({ ok: false, error: 'unauthorized' });
+      if (!this.started) return reply.code(503).send({ ok: false, error: 'starting' });
+      const update = req.body as TgUpdate | undefined;
+      if (!update || typeof update !== 'object' || typeof update.update_id !== 'number') return reply.code(400).send({ ok: false, error: 'not an update' });
+      // Acknowledge at once: answers can stream for a minute, and Telegram re-sends
+      // updates it considers unanswered. Per-chat order is kept by sequentialize.
+      void this.bot.handleUpdate(update as never).catch((e) => this.logger.error({ err: e }, 'telegram webhook update failed'));
+      return reply.code(200).send({ ok: true });
+    });
+  }
+
+  async start(onMessage: (msg: InboundMessage) => Promise<void>): Promise<void> {
+    this.onMessage = onMessage;
+    if (!this.opts.botInfo) await this.bot.init();
+    await this.registerCommands();
+    if (this.webhookUrl) {
+      await this.bot.api
+        .setWebhook(this.webhookUrl, { secret_token: this.webhookSecret, allowed_updates: [...ALLOWED_UPDATES] })
+        .catch((e) => this.logger.error({ err: e }, 'telegram setWebhook failed'));
+      this.started = true;
+      this.logger.info({ path: this.webhookPath, bot: this.username }, 'telegram webhook mode');
+      return;
+    }
+    await this.bot.api.deleteWebhook().catch((e) => this.logger.warn({ err: e }, 'telegram deleteWebhook failed'));
+    this.started = true;
+    this.runner = run(this.bot, {
+      runner: { fetch: { timeout: 30, allowed_updates: [...ALLOWED_UPDATES] }, retryInterval: this.opts.pollRetryInterval ?? 'exponential', silent: true },
+    });
+    this.logger.info({ bot: this.username }, 'telegram long polling');
+  }
+
+  async stop(): Promise<void> {
+    this.started = false;
+    if (this.runner?.isRunning()) await this.runner.stop();
+    this.runner = undefined;
+  }
+
+  private async registerCommands(): Promise<void> {
+    try {
+      await this.bot.api.setMyCommands(commandList('en'));
+      await this.bot.api.setMyCommands(commandList('zh'), { language_code: 'zh' });
+    } catch (e) {
+      this.logger.warn({ err: e }, 'telegram setMyCommands failed');
+    }
+  }
+
+  // ------------------------------------------------------------------ inbound
+
+  /** Public for benchmarks and tests: handles one update as the bot middleware does. */
+  async dispatch(update: TgUpdate): Promise<void> {
+    if (!this.onMessage) return;
+    if (update.callback_query) return this.onCallback(update.callback_query);
+    const msg = messageToInbound(update, this.username);
+    if (msg) await this.onMessage(msg);
+  }
+
+  private async onCallback(cq: TgCallbackQuery): Promise<void> {
+    const lang = langFromCode(cq.from.language_code);
+    let answered = false;
+    const answer = async (key?: 'telegram.picker_stale' | 'telegram.picker_foreign') => {
+      if (answered) return;
+      answered = true;
+      await this.bot.api
+        .answerCallbackQuery(cq.id, key ? { text: t(lang, key), show_alert: key === 'telegram.picker_foreign' } : undefined)
+        .catch((e) => this.logger.debug({ err: e }, 'answerCallbackQuery failed'));
+    };
+    try {
+      const d = decodeCallback(cq.data);
+      const m = cq.message;
+      if (!m || d.kind === 'invalid') return await answer('telegram.picker_stale');
+      if (d.kind !== 'command') {
+        if (d.owner !== '0' && d.owner !== String(cq.from.id)) return await answer('telegram.picker_foreign');
+        const ttl = this.opts.pickerTtlMs ?? 30 * 60_000;
+        if (m.date !== undefined && (m.date === 0 || Date.now() / 1000 - m.date > ttl / 1000)) return await answer('telegram.picker_stale');
+      }
+      if (d.kind === 'page') {
+        const st = this.pickers.get(`${m.chat.id}:${m.message_id}`);
+        if (!st) return await answer('telegram.picker_stale');
+        await answer();
+        await this.bot.api
+          .editMessageReplyMarkup(m.chat.id, m.message_id, { reply_markup: { inline_keyboard: this.pickerPage(st, d.page) as never } })
+          .catch((e) => {
+            if (!isNotModified(e)) throw e;
+          });
+        return;
+      }
+      const data = d.kind === 'long' ? this.codec.long.get(d.key) : d.data;
+      if (!data) return await answer('telegram.picker_stale');
+      await answer();
+      const msg = base(m.chat, cq.from, { text: '', kind: 'callback', callbackData: data, messageId: String(m.message_id) });
+      if (d.kind !== 'command') this.editTargets.set(msg.chat, String(m.message_id));
+      await this.onMessage!(msg);
+    } finally {
+      await answer();
+    }
+  }
+
+  // ------------------------------------------------------------------ outbound
+
+  private keyboard(chat: ChannelRef, rows: Choice[][] | undefined, allowWebApp: boolean): InlineButton[][] | undefined {
+    if (!rows?.length) return undefined;
+    return rows.map((row) => row.map((c) => this.codec.button(c, chat.user_id, allowWebApp)));
+  }
+
+  private pickerPage(st: PickerState, page: number): InlineButton[][] {
+    const size = this.opts.pickerPageSize ?? 8;
+    const p = pageRows(st.rows, page, size);
+    const owner = uid36(st.owner);
+    const nav: InlineButton[] = [];
+    if (p.page > 0) nav.push({ text: t(st.lang, 'telegram.prev'), callback_data: `p|${owner}|${p.page - 1}` });
+    nav.push({ text: t(st.lang, 'telegram.page', { page: p.page + 1, pages: p.pages }), callback_data: `p|${owner}|${p.page}` });
+    if (p.page < p.pages - 1) nav.push({ text: t(st.lang, 'telegram.next'), callback_data: `p|${owner}|${p.page + 1}` });
+    return [...p.rows, nav];
+  }
+
+  private isPrivateRef(chat: ChannelRef): boolean {
+    // In Telegram a private chat's id is the user's id; groups are negative.
+    return chat.user_id !== undefined ? chat.chat_id === chat.user_id : !chat.chat_id.startsWith('-');
+  }
+
+  /** sendMessage with HTML, falling back to plain text when Telegram cannot parse the markup. */
+  private async sendText(chatId: string, text: string, html: string | undefined, extra: Record<string, unknown>): Promise<number> {
+    const call = (body: string, parse: boolean) =>
+      this.bot.api.sendMessage(Number(chatId), body, { ...extra, ...(parse ? { parse_mode: 'HTML' as const } : {}) } as never);
+    if (html !== undefined) {
+      try {
+        return (await call(html, true)).message_id;
+      } catch (e) {
+        if (!isParseError(e)) throw e;
+      }
+    }
+    return (await call(text, false)).message_id;
+  }
+
+  private async editText(chatId: string, messageId: string, text: string, html: string | undefined, extra: Record<string, unknown>): Promise<void> {
+    const call = (body: string, parse: boolean) =>
+      this.bot.api.editMessageText(Number(chatId), Number(messageId), body, { ...extra, ...(parse ? { parse_mode: 'HTML' as const } : {}) } as never);
+    try {
+      if (html !== undefined) {
+        try {
+          await call(html, true);
+          return;
+        } catch (e) {
+          if (!isParseError(e)) throw e;
+        }
+      }
+      await call(text, false);
+    } catch (e) {
+      if (!isNotModified(e)) throw e;
+    }
+  }
+
+  private extras(msg: OutgoingMessage, markup: InlineButton[][] | undefined): Record<string, unknown> {
+    return {
+      ...(markup ? { reply_markup: { inline_keyboard: markup } } : {}),
+      ...(msg.noPreview ? { link_preview_options: { is_disabled: true } } : {}),
+      ...(msg.protect ? { protect_content: true } : {}),
+    };
+  }
+
+  async send(chat: ChannelRef, msg: OutgoingMessage): Promise<SentRef> {
+    const target = this.editTargets.get(chat);
+    if (target) {
+      this.editTargets.delete(chat);
+      try {
+        await this.edit({ chat, messageId: target }, msg);
+        return { chat, messageId: target };
+      } catch (e) {
+        this.logger.debug({ err: e }, 'telegram: editing the menu failed; sending');
+      }
+    }
+    const lang: Lang = chat.lang ?? 'en';
+    const allowWebApp = this.isPrivateRef(chat);
+    let markup = this.keyboard(chat, msg.choices, allowWebApp);
+    const size = this.opts.pickerPageSize ?? 8;
+    const paged = !!markup && markup.length > size && !!chat.user_id && markup.every((r) => r.every((b) => b.callback_data));
+    const all = markup;
+    if (paged) markup = this.pickerPage({ owner: chat.user_id!, rows: all!, lang }, 0);
+    const parts = msg.text.length > TELEGRAM_MAX_MESSAGE ? splitMessage(msg.text, PART_MAX) : [msg.text || '…'];
+    let id = 0;
+    for (let i = 0; i < parts.length; i++) {
+      const last = i === parts.length - 1;
+      const html = msg.format === 'markdown' ? markdownToHtml(parts[i]) : undefined;
+      id = await this.sendText(chat.chat_id, parts[i], html, this.extras(msg, last ? markup : undefined));
+    }
+    if (paged) this.pickers.set(`${chat.chat_id}:${id}`, { owner: chat.user_id!, rows: all!, lang });
+    return { chat, messageId: String(id) };
+  }
+
+  async edit(ref: SentRef, msg: OutgoingMessage): Promise<void> {
+    const markup = this.keyboard(ref.chat, msg.choices, this.isPrivateRef(ref.chat));
+    const text = (msg.text || '…').slice(0, TELEGRAM_MAX_MESSAGE);
+    const html = msg.format === 'markdown' ? markdownToHtml(text) : undefined;
+    await this.editText(ref.chat.chat_id, ref.messageId, text, html, {
+      reply_markup: { inline_keyboard: markup ?? [] },
+      ...(msg.noPreview ? { link_preview_options: { is_disabled: true } } : {}),
+    });
+  }
+
+  async deleteInbound(msg: InboundMessage): Promise<boolean> {
+    if (!msg.messageId || msg.kind === 'callback') return false;
+    try {
+      const ok = await this.bot.api.deleteMessage(Number(msg.chat.chat_id), Number(msg.messageId));
+      return ok !== (false as unknown);
+    } catch (e) {
+      this.logger.info({ err: e, private: msg.isPrivate }, 'telegram: could not delete a message carrying a key');
+      return false;
+    }
+  }
+
+  async requestEnvInput(chat: ChannelRef, req: EnvInputRequest): Promise<SentRef> {
+    const lang = req.lang;
+    const html = t(lang, 'telegram.card', {
+      vendor: escapeHtml(req.vendor_name),
+      model: escapeHtml(req.model_name),
+      reason: escapeHtml(req.reason),
+      expires: escapeHtml(formatTime(req.expires_at)),
+    });
+    const plain = html.replace(/<\/?b>/g, '').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+    const label = t(lang, 'telegram.open_form');
+    const mode = this.opts.webApp ?? 'auto';
+    const webApp = this.isPrivateRef(chat) && (mode === 'always' || (mode === 'auto' && req.url.startsWith('https://')));
+    const extra = (button: InlineButton) => ({
+      reply_markup: { inline_keyboard: [[button]] },
+      link_preview_options: { is_disabled: true },
+      protect_content: true,
+    });
+    let id: number;
+    if (webApp) {
+      try {
+        id = await this.sendText(chat.chat_id, plain, html, extra({ text: label, web_app: { url: req.url } }));
+      } catch (e) {
+        // Mini Apps refused (e.g. the domain is not set for the bot): the one-time link instead.
+        this.logger.warn({ err: e }, 'telegram: web_app button refused; sending a URL button');
+        id = await this.sendText(chat.chat_id, plain, html, extra({ text: label, url: req.url }));
+      }
+    } else {
+      id = await this.sendText(chat.chat_id, plain, html, extra({ text: label, url: req.url }));
+    }
+    this.cards.set(`${req.workspace}|${req.model_id}`, { chat_id: chat.chat_id, message_id: String(id) });
+    return { chat, messageId: String(id) };
+  }
+
+  async keyResult(chat: ChannelRef, result: KeyResult): Promise<void> {
+    const lang = result.lang;
+    const ok = result.outcome === 'ok';
+    const html = ok
+      ? t(lang, 'telegram.card_ok', {
+          vendor: escapeHtml(result.vendor_name ?? ''),
+          model: escapeHtml(result.model_name ?? result.model_id),
+          masked: escapeHtml(result.masked ?? '****'),
+        })
+      : t(lang, 'telegram.card_error', { text: escapeHtml(result.text) });
+    const plain = html.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+    const markup: InlineButton[][] = ok || result.outcome === 'pending_retry' ? [] : [[{ text: t(lang, 'telegram.new_form'), callback_data: `/byok key ${result.model_id}`.slice(0, 64) }]];
+    const card = chat.message_id ? { chat_id: chat.chat_id, message_id: chat.message_id } : this.cards.get(`${result.workspace}|${result.model_id}`);
+    if (card && card.chat_id === chat.chat_id) {
+      try {
+        await this.editText(chat.chat_id, card.message_id, plain, html, { reply_markup: { inline_keyboard: markup }, link_preview_options: { is_disabled: true } });
+        if (ok) this.cards.delete(`${result.workspace}|${result.model_id}`);
+        return;
+      } catch (e) {
+        this.logger.info({ err: e }, 'telegram: could not edit the card; sending the result');
+      }
+    }
+    await this.sendText(chat.chat_id, plain, html, {
+      ...(markup.length ? { reply_markup: { inline_keyboard: markup } } : {}),
+      link_preview_options: { is_disabled: true },
+    });
+  }
+
+  privateChatLink(payload: string): string | undefined {
+    const u = this.username;
+    if (!u) return undefined;
+    const p = payload.replace(/[^A-Za-z0-9_-]/g, '').slice(0, 64);
+    return `https://t.me/${u}?start=${p}`;
+  }
+
+  async isGroupAdmin(msg: InboundMessage): Promise<boolean> {
+    if (msg.isPrivate) return true;
+    const key = `${msg.chat.chat_id}:${msg.senderId}`;
+    const cached = this.adminCache.get(key);
+    if (cached !== undefined) return cached;
+    try {
+      const m = await this.bot.api.getChatMember(Number(msg.chat.chat_id), Number(msg.senderId));
+      const admin = m.status === 'creator' || m.status === 'administrator';
+      this.adminCache.set(key, admin);
+      return admin;
+    } catch (e) {
+      this.logger.warn({ err: e }, 'telegram getChatMember failed');
+      return false;
+    }
+  }
+
+  /**
+   * Streams an answer: drafts (sendMessageDraft) in private chats where the Bot API offers
+   * them, else a message edited at most once per interval per chat. Long answers are split
+   * at paragraph/code boundaries; Markdown that Telegram rejects is sent as plain text.
+   */
+  async streamReply(chat: ChannelRef, chunks: AsyncIterable<string>, lang: Lang): Promise<string> {
+    const interval = this.opts.editIntervalMs ?? 1000;
+    const chatId = chat.chat_id;
+    let useDraft = this.draftsSupported && this.isPrivateRef(chat);
+    let draftId = randomInt(1, 2 ** 31 - 1);
+    let full = '';
+    let done = 0;
+    let ref: SentRef | undefined;
+    let lastShown = '';
+
+    const finalize = async (text: string) => {
+      if (ref) await this.editText(chatId, ref.messageId, text, markdownToHtml(text), {});
+      else await this.sendText(chatId, text, markdownToHtml(text), {});
+      ref = undefined;
+      lastShown = '';
+      draftId = randomInt(1, 2 ** 31 - 1);
+    };
+    const preview = async (text: string) => {
+      if (useDraft) {
+        try {
+          try {
+            await this.bot.api.sendMessageDraft(Number(chatId), draftId, markdownToHtml(text), { parse_mode: 'HTML' });
+          } catch (e) {
+            if (!isParseError(e)) throw e;
+            await this.bot.api.sendMessageDraft(Number(chatId), draftId, text);
+          }
+          return;
+        } catch (e) {
+          this.logger.info({ err: e }, 'telegram: sendMessageDraft unavailable; streaming with edits');
+          this.draftsSupported = false;
+          useDraft = false;
+        }
+      }
+      if (ref) await this.editText(chatId, ref.messageId, text, markdownToHtml(text), {});
+      else ref = { chat, messageId: String(await this.sendText(chatId, text, markdownToHtml(text), {})) };
+    };
+    const flush = async (final: boolean) => {
+      const parts = splitMessage(full, PART_MAX);
+      while (done < parts.length - 1) {
+        await finalize(parts[done]);
+        done += 1;
+      }
+      const tail = parts[done] ?? '';
+      if (!tail) return;
+      if (final) {
+        await finalize(tail);
+        return;
+      }
+      if (tail === lastShown) return;
+      const now = Date.now();
+      if (now - (this.lastEdit.get(chatId) ?? 0) < interval) return;
+      this.lastEdit.set(chatId, now);
+      await preview(tail);
+      lastShown = tail;
+    };
+    try {
+      for await (const c of chunks) {
+        full += c;
+        await flush(false);
+      }
+      if (!full) await this.sendText(chatId, t(lang, 'relay.empty'), undefined, {});
+      else await flush(true);
+    } finally {
+      this.lastEdit.delete(chatId);
+    }
+    return full;
+  }
+
+  // ------------------------------------------------------------------ secure form
+
+  async verifyFormLaunch(record: { workspace: string; channel: ChannelRef }, req: FastifyRequest): Promise<boolean> {
+    if (record.channel.channel !== CHANNEL) return true;
+    const raw = (req as FastifyRequest & { telegramInitData?: string }).telegramInitData ?? req.headers['x-telegram-init-data'];
+    const initData = typeof raw === 'string' && raw.length > 0 ? raw : undefined;
+    if (!initData) return !this.opts.requireInitData;
+    const res = verifyInitData(initData, this.token, { maxAgeSec: this.opts.initDataMaxAgeSec ?? 3600 });
+    if (!res.ok || !res.user) {
+      this.logger.warn({ reason: res.ok ? 'no_user' : res.reason }, 'telegram: Mini App launch data refused');
+      return false;
+    }
+    const expectedUser = record.channel.user_id ?? record.channel.chat_id;
+    const match = String(res.user.id) === expectedUser && workspaceOf(res.user.id) === record.workspace;
+    if (!match) this.logger.warn({ reason: 'other_user' }, 'telegram: Mini App opened by another user');
+    return match;
+  }
+}
