@@ -1,0 +1,1008 @@
+/**
+ * The pasted-key detector.
+ *
+ * Every inbound chat message passes `detectKeys` before anything else. It recognises vendor API
+ * keys by their public shapes (facts taken from the gitleaks / trufflehog rule sets and vendor
+ * docs; the regexes and code here are our own), the user's own stored keys through the vault's
+ * keyed-fingerprint hook, and a generic high-entropy token right after a key-ish word.
+ *
+ * Design, in order of cost:
+ *  1. One `test` for characters that need normalising (zero-width, soft hyphen, bidi marks,
+ *     full-width ASCII). Only when present is a normalised copy built, with an index map back to
+ *     the original text (so spans still point into the ORIGINAL text).
+ *  2. One global regex over the text for every prefix-shaped format (`sk-`, `AIza`, `AKIA`, ...).
+ *     Hits are rare in ordinary chat; each hit is validated strictly (length, charset, entropy,
+ *     placeholder rules) and, when too short, re-tried joined with the next whitespace- or
+ *     line-break-separated fragments (a key wrapped across lines is still caught).
+ *  3. One case-insensitive global regex for key-ish words (key, token, secret, password, bearer,
+ *     Authorization, 密钥, 令牌 ...). Only after such a word do we look at the next few tokens
+ *     for a high-entropy value (generic_secret), and after an Azure word for a 32-hex key.
+ *  4. When an `isKnownKey` hook is given, every token of 8+ characters is offered to it.
+ *
+ * Decisions (documented for the guard's users):
+ *  - AWS: an access key id (AKIA/ASIA + 16) alone is refused: it is half a credential and names the
+ *    account. A 40-character secret near it is included in the span. A lone 40-character secret
+ *    is refused only after a key-ish word (generic_secret). The documented example pair
+ *    (AKIAIOSFODNN7EXAMPLE / wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY) passes.
+ *  - JWT-like strings (eyJ...) pass in ordinary discussion; after a key-ish word (token, bearer,
+ *    Authorization: ...) they are refused as generic_secret, since a bearer JWT is a credential.
+ *  - Azure OpenAI keys (32 hex) are recognised only near an Azure word (azure, openai.azure.com,
+ *    cognitiveservices, api-key header, AZURE_...). A bare "endpoint" is not enough: request and
+ *    trace ids are 32-hex too.
+ *  - A 40/64-hex string after a plain "key" (not "api key", "secret", "token" ...) or near a
+ *    hash word (commit, sha, hash, digest, checksum, fingerprint) is treated as a hash, not a key.
+ */
+
+export interface Detection {
+  refused: boolean;
+  kinds: string[];
+  /** [start,end) offsets into the ORIGINAL text, for deletion/redaction only */
+  spans: Array<[number, number]>;
+}
+
+export interface DetectOptions {
+  /** returns true when a candidate token is one of this user's stored keys (keyed HMAC fingerprint check, done by the vault) */
+  isKnownKey?: (candidate: string) => boolean;
+}
+
+/** Every kind this detector can report (stable strings). */
+export const KINDS = [
+  'openai',
+  'anthropic',
+  'google_api_key',
+  'xai',
+  'openrouter',
+  'groq',
+  'huggingface',
+  'fireworks',
+  'perplexity',
+  'replicate',
+  'aws_access_key',
+  'sk_generic',
+  'azure_openai',
+  'telegram_bot_token',
+  'github',
+  'slack',
+  'together',
+  'venice',
+  'zai',
+  'minimax',
+  'nvidia',
+  'cerebras',
+  'gitlab',
+  'stripe',
+  'npm',
+  'private_key',
+  'known_key',
+  'generic_secret',
+] as const;
+export type KeyKind = (typeof KINDS)[number];
+
+const VENDOR_HINTS: Record<string, string> = {
+  openai: 'openai',
+  anthropic: 'anthropic',
+  google_api_key: 'gemini',
+  xai: 'xai',
+  openrouter: 'openrouter',
+  groq: 'groq',
+  huggingface: 'huggingface',
+  fireworks: 'fireworks',
+  perplexity: 'perplexity',
+  replicate: 'replicate',
+  aws_access_key: 'bedrock',
+  azure_openai: 'azure-openai',
+  together: 'together',
+  venice: 'venice',
+  zai: 'zai',
+  minimax: 'minimax',
+  nvidia: 'nvidia',
+  cerebras: 'cerebras',
+};
+
+/** The vendor template a detected key most probably belongs to (first kind that names one). */
+export function vendorHintForKinds(kinds: string[]): string | undefined {
+  for (const k of kinds) {
+    const v = VENDOR_HINTS[k];
+    if (v) return v;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// character helpers
+
+function isAlnum(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
+/** [A-Za-z0-9_-] */
+function isTok(c: number): boolean {
+  return isAlnum(c) || c === 95 || c === 45;
+}
+/** [A-Za-z0-9_] */
+function isWordCh(c: number): boolean {
+  return isAlnum(c) || c === 95;
+}
+function isHexLower(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 97 && c <= 102);
+}
+function isUpperOrDigit(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
+}
+/** generic secret charset: [A-Za-z0-9_\-+/=.~!@#$%^*] */
+function isGenCh(c: number): boolean {
+  return (
+    isTok(c) || c === 43 || c === 47 || c === 61 || c === 46 || c === 126 || c === 33 || c === 64 || c === 35 || c === 36 || c === 37 || c === 94 || c === 42
+  );
+}
+function isSlackHookCh(c: number): boolean {
+  return isTok(c) || c === 47 || c === 43;
+}
+
+/** Shannon entropy in bits per character of s[from, to). */
+export function shannonEntropy(s: string, from = 0, to = s.length): number {
+  const n = to - from;
+  if (n <= 0) return 0;
+  const counts = new Map<number, number>();
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    counts.set(c, (counts.get(c) ?? 0) + 1);
+  }
+  let h = 0;
+  for (const k of counts.values()) {
+    const p = k / n;
+    h -= p * Math.log2(p);
+  }
+  return h;
+}
+
+const PLACEHOLDER_WORD_RE = /x{4}|X{4}|\*{3}|\.\.\.|…|<|>|\{\{|\$\{|your|example|sample|placeholder|dummy|insert|replace|redacted|changeme|here/i;
+const REPEAT_RE = /(.)\1{5}/;
+
+function longestSequentialRun(s: string): number {
+  let best = 1;
+  let run = 1;
+  for (let i = 1; i < s.length; i++) {
+    const d = s.charCodeAt(i) - s.charCodeAt(i - 1);
+    if (d === 1 || d === -1) {
+      run++;
+      if (run > best) best = run;
+    } else run = 1;
+  }
+  return best;
+}
+
+/**
+ * True for documented placeholders and obviously fake values: xxxx, ..., <...>, YOUR_..., repeated
+ * characters, ascending/descending sequences, low entropy, few distinct characters.
+ */
+export function looksLikePlaceholder(full: string, body: string = full, minEntropy = 3.0): boolean {
+  if (PLACEHOLDER_WORD_RE.test(full)) return true;
+  if (REPEAT_RE.test(body)) return true;
+  if (longestSequentialRun(body) >= 7) return true;
+  if (body.length >= 12) {
+    if (shannonEntropy(body) < minEntropy) return true;
+    const distinct = new Set(body).size;
+    if (distinct < Math.min(10, body.length / 2)) return true;
+  }
+  return false;
+}
+
+function hasDigitAndLetter(s: string): boolean {
+  let d = false;
+  let l = false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) d = true;
+    else if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122)) l = true;
+    if (d && l) return true;
+  }
+  return false;
+}
+
+function longestSegment(s: string, seps: RegExp): number {
+  let best = 0;
+  for (const seg of s.split(seps)) if (seg.length > best) best = seg.length;
+  return best;
+}
+
+// ---------------------------------------------------------------------------------------------
+// normalisation
+
+/**
+ * Characters that trigger the normalising path: invisible characters (zero-width, soft hyphen, bidi
+ * marks, BOM) and the full-width forms of the characters keys are made of (letters, digits, - _ . : /).
+ * Full-width punctuation such as ，：？ (everyday Chinese) needs no normalising: it is a separator
+ * either way.
+ */
+const NEEDS_NORM_RE = /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\uFEFF\uFF0D-\uFF1A\uFF21-\uFF3A\uFF3F\uFF41-\uFF5A]/;
+const NORM_CHUNK_RE = /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\uFEFF\uFF01-\uFF5E\u3000]/g;
+
+interface View {
+  s: string;
+  /** map[i] = original offset of s[i]; map[s.length] = original length. null = identity. */
+  map: Int32Array | null;
+}
+
+function normalise(text: string): View {
+  if (!NEEDS_NORM_RE.test(text)) return { s: text, map: null };
+  const map = new Int32Array(text.length + 1);
+  let out = '';
+  let n = 0;
+  let pos = 0;
+  NORM_CHUNK_RE.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = NORM_CHUNK_RE.exec(text)) !== null) {
+    const i = m.index;
+    // copy the plain run before it
+    out += text.slice(pos, i);
+    for (let k = pos; k < i; k++) map[n++] = k;
+    const c = text.charCodeAt(i);
+    if (c >= 0xff01 && c <= 0xff5e) {
+      out += String.fromCharCode(c - 0xfee0); // full-width ASCII (what NFKC does)
+      map[n++] = i;
+    } else if (c === 0x3000) {
+      out += ' ';
+      map[n++] = i;
+    } // else: invisible, dropped
+    pos = i + 1;
+  }
+  out += text.slice(pos);
+  for (let k = pos; k < text.length; k++) map[n++] = k;
+  map[n] = text.length;
+  return { s: out, map: map.subarray(0, n + 1) };
+}
+
+function toOriginal(view: View, start: number, end: number): [number, number] {
+  if (!view.map) return [start, end];
+  const m = view.map;
+  const s = m[start]!;
+  const e = end > start ? m[end - 1]! + 1 : s;
+  return [s, e];
+}
+
+// ---------------------------------------------------------------------------------------------
+// prefix-shaped rules
+
+interface Rule {
+  kind: KeyKind;
+  /** does a candidate starting at `i` belong to this rule (cheap prefix test) */
+  starts: (s: string, i: number) => boolean;
+  /** sticky regex matching the maximal first fragment at the candidate start */
+  head: RegExp;
+  /** charset of continuation fragments (after a line break / space inside the key) */
+  cont: (c: number) => boolean;
+  /** strict validation of the (possibly joined) candidate */
+  strict: RegExp;
+  /** length of the fixed prefix, excluded from the entropy / placeholder body */
+  prefixLen: number | ((cand: string) => number);
+  /** exact-length formats never extend over further fragments */
+  exact: boolean;
+  /** extra check on the strict candidate */
+  extra?: (cand: string) => boolean;
+  minEntropy?: number;
+  /** left boundary: the char before must not satisfy this */
+  leftBad?: (c: number) => boolean;
+}
+
+const sw = (p: string) => (s: string, i: number) => s.startsWith(p, i);
+
+const RULES: Rule[] = [
+  {
+    kind: 'anthropic',
+    starts: sw('sk-ant-'),
+    head: /sk-ant-[A-Za-z0-9_-]{0,600}/y,
+    cont: isTok,
+    strict: /^sk-ant-(?:api\d\d|admin\d\d|sid\d\d|oat\d\d)-[A-Za-z0-9_-]{60,}$/,
+    prefixLen: (c) => c.indexOf('-', 7) + 1,
+    exact: false,
+  },
+  {
+    kind: 'openrouter',
+    starts: sw('sk-or-'),
+    head: /sk-or-[A-Za-z0-9_-]{0,600}/y,
+    cont: isTok,
+    strict: /^sk-or-v\d-[0-9a-f]{64}$/,
+    prefixLen: 9,
+    exact: true,
+  },
+  {
+    kind: 'openai',
+    starts: (s, i) => s.startsWith('sk-proj-', i) || s.startsWith('sk-svcacct-', i) || s.startsWith('sk-admin-', i) || s.startsWith('sk-None-', i),
+    head: /sk-[A-Za-z0-9_-]{0,600}/y,
+    cont: isTok,
+    strict: /^sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{40,}$/,
+    prefixLen: (c) => c.indexOf('-', 3) + 1,
+    exact: false,
+  },
+  {
+    kind: 'openai', // legacy user keys: sk- + 20 + T3BlbkFJ + 20
+    starts: sw('sk-'),
+    head: /sk-[A-Za-z0-9_-]{0,600}/y,
+    cont: isTok,
+    strict: /^sk-[A-Za-z0-9_-]{8,}T3BlbkFJ[A-Za-z0-9_-]{8,}$/,
+    prefixLen: 3,
+    exact: false,
+  },
+  {
+    kind: 'minimax',
+    starts: (s, i) => s.startsWith('sk-api-', i) || s.startsWith('sk-cp-', i),
+    head: /sk-[A-Za-z0-9_-]{0,600}/y,
+    cont: isTok,
+    strict: /^sk-(?:api|cp)-[A-Za-z0-9_-]{40,}$/,
+    prefixLen: (c) => c.indexOf('-', 3) + 1,
+    exact: false,
+  },
+  {
+    kind: 'sk_generic', // DeepSeek / DashScope / Moonshot / SiliconFlow / NEAR ...: sk- + 32+ hex/alnum
+    starts: sw('sk-'),
+    head: /sk-[A-Za-z0-9_-]{0,600}/y,
+    cont: isTok,
+    strict: /^sk-[A-Za-z0-9_-]{32,}$/,
+    prefixLen: 3,
+    exact: false,
+    // mostly one random run: a slug such as sk-learn-compatible-... is not a key
+    extra: (c) => {
+      const body = c.slice(3);
+      if (longestSegment(body, /[-_]/) < 24) return false;
+      // alnum with digits, or a long single-case random run (SiliconFlow: 48 lowercase letters)
+      return hasDigitAndLetter(body) || (body.length >= 40 && shannonEntropy(body) >= 4.0);
+    },
+    minEntropy: 3.2,
+  },
+  {
+    kind: 'google_api_key',
+    starts: sw('AIza'),
+    head: /AIza[A-Za-z0-9_-]{0,600}/y,
+    cont: isTok,
+    strict: /^AIza[A-Za-z0-9_-]{35}$/,
+    prefixLen: 4,
+    exact: true,
+  },
+  {
+    kind: 'xai',
+    starts: sw('xai-'),
+    head: /xai-[A-Za-z0-9_]{0,600}/y,
+    cont: isWordCh,
+    strict: /^xai-[A-Za-z0-9_]{40,}$/,
+    prefixLen: 4,
+    exact: false,
+  },
+  {
+    kind: 'groq',
+    starts: sw('gsk_'),
+    head: /gsk_[A-Za-z0-9]{0,600}/y,
+    cont: isAlnum,
+    strict: /^gsk_[A-Za-z0-9]{40,}$/,
+    prefixLen: 4,
+    exact: false,
+  },
+  {
+    kind: 'huggingface',
+    starts: (s, i) => s.startsWith('hf_', i) || s.startsWith('api_org_', i),
+    head: /(?:hf_|api_org_)[A-Za-z0-9]{0,600}/y,
+    cont: isAlnum,
+    strict: /^(?:hf_|api_org_)[A-Za-z0-9]{30,}$/,
+    prefixLen: (c) => c.indexOf('_', 1) + 1 + (c.startsWith('api_org_') ? 4 : 0),
+    exact: false,
+  },
+  {
+    kind: 'fireworks',
+    starts: sw('fw_'),
+    head: /fw_[A-Za-z0-9]{0,600}/y,
+    cont: isAlnum,
+    strict: /^fw_[A-Za-z0-9]{20,}$/,
+    prefixLen: 3,
+    exact: false,
+    extra: hasDigitAndLetter,
+  },
+  {
+    kind: 'perplexity',
+    starts: sw('pplx-'),
+    head: /pplx-[A-Za-z0-9]{0,600}/y,
+    cont: isAlnum,
+    strict: /^pplx-[A-Za-z0-9]{40,}$/,
+    prefixLen: 5,
+    exact: false,
+  },
+  {
+    kind: 'replicate',
+    starts: sw('r8_'),
+    head: /r8_[A-Za-z0-9_-]{0,600}/y,
+    cont: isTok,
+    strict: /^r8_[A-Za-z0-9_-]{30,}$/,
+    prefixLen: 3,
+    exact: false,
+  },
+  {
+    kind: 'aws_access_key',
+    starts: (s, i) => s.startsWith('AKIA', i) || s.startsWith('ASIA', i),
+    head: /A[KS]IA[A-Z0-9]{0,600}/y,
+    cont: isUpperOrDigit,
+    strict: /^A[KS]IA[A-Z0-9]{16}$/,
+    prefixLen: 4,
+    exact: true,
+    extra: (c) => !c.endsWith('EXAMPLE'),
+    minEntropy: 2.5,
+  },
+  {
+    kind: 'github',
+    starts: (s, i) => s.startsWith('github_pat_', i) || (s.startsWith('gh', i) && s.charCodeAt(i + 3) === 95 && 'pousr'.includes(s[i + 2] ?? '')),
+    head: /(?:github_pat_[A-Za-z0-9_]{0,600}|gh[pousr]_[A-Za-z0-9]{0,600})/y,
+    cont: isWordCh,
+    strict: /^(?:github_pat_[A-Za-z0-9_]{60,}|gh[pousr]_[A-Za-z0-9]{36,})$/,
+    prefixLen: (c) => (c.startsWith('github_pat_') ? 11 : 4),
+    exact: false,
+  },
+  {
+    kind: 'slack',
+    starts: (s, i) => s.startsWith('xox', i) || s.startsWith('xapp-', i),
+    head: /(?:xox[abeoprs]|xapp)-[A-Za-z0-9-]{0,600}/y,
+    cont: (c) => isAlnum(c) || c === 45,
+    strict: /^(?:xox[abeoprs]|xapp)-(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{20,}$/,
+    prefixLen: 5,
+    exact: false,
+  },
+  {
+    kind: 'slack',
+    starts: sw('hooks.slack.com/'),
+    head: /hooks\.slack\.com\/[A-Za-z0-9_\/+-]{0,600}/y,
+    cont: isSlackHookCh,
+    strict: /^hooks\.slack\.com\/(?:services|workflows|triggers)\/[A-Za-z0-9_\/+-]{20,}$/,
+    prefixLen: (c) => c.indexOf('/', 16) + 1,
+    exact: false,
+    leftBad: () => false,
+  },
+  {
+    kind: 'together',
+    starts: sw('tgp_v1_'),
+    head: /tgp_v1_[A-Za-z0-9_-]{0,600}/y,
+    cont: isTok,
+    strict: /^tgp_v1_[A-Za-z0-9_-]{40,}$/,
+    prefixLen: 7,
+    exact: false,
+  },
+  {
+    kind: 'venice',
+    starts: sw('VENICE-'),
+    head: /VENICE-[A-Za-z0-9_-]{0,600}/y,
+    cont: isTok,
+    strict: /^VENICE-(?:INFERENCE|ADMIN)-KEY-[A-Za-z0-9_-]{20,}$/,
+    prefixLen: (c) => c.indexOf('-KEY-') + 5,
+    exact: false,
+  },
+  {
+    kind: 'nvidia',
+    starts: sw('nvapi-'),
+    head: /nvapi-[A-Za-z0-9_-]{0,600}/y,
+    cont: isTok,
+    strict: /^nvapi-[A-Za-z0-9_-]{40,}$/,
+    prefixLen: 6,
+    exact: false,
+  },
+  {
+    kind: 'cerebras',
+    starts: sw('csk-'),
+    head: /csk-[A-Za-z0-9]{0,600}/y,
+    cont: isAlnum,
+    strict: /^csk-[A-Za-z0-9]{40,}$/,
+    prefixLen: 4,
+    exact: false,
+  },
+  {
+    kind: 'gitlab',
+    starts: sw('glpat-'),
+    head: /glpat-[A-Za-z0-9_-]{0,600}/y,
+    cont: isTok,
+    strict: /^glpat-[A-Za-z0-9_-]{20,}$/,
+    prefixLen: 6,
+    exact: false,
+    extra: (c) => hasDigitAndLetter(c.slice(6)),
+  },
+  {
+    kind: 'stripe',
+    starts: (s, i) => s.startsWith('sk_live_', i) || s.startsWith('rk_live_', i),
+    head: /[sr]k_live_[A-Za-z0-9]{0,600}/y,
+    cont: isAlnum,
+    strict: /^[sr]k_live_[A-Za-z0-9]{20,}$/,
+    prefixLen: 8,
+    exact: false,
+  },
+  {
+    kind: 'npm',
+    starts: sw('npm_'),
+    head: /npm_[A-Za-z0-9]{0,600}/y,
+    cont: isAlnum,
+    strict: /^npm_[A-Za-z0-9]{36}$/,
+    prefixLen: 4,
+    exact: true,
+    extra: (c) => hasDigitAndLetter(c.slice(4)),
+  },
+  {
+    kind: 'telegram_bot_token',
+    starts: (s, i) => {
+      const c = s.charCodeAt(i);
+      return c >= 48 && c <= 57;
+    },
+    head: /\d{8,10}:[A-Za-z0-9_-]{0,600}/y,
+    cont: isTok,
+    strict: /^\d{8,10}:[A-Za-z0-9_-]{35}$/,
+    prefixLen: (c) => c.indexOf(':') + 1,
+    exact: true,
+    leftBad: isAlnum,
+  },
+  {
+    kind: 'zai', // Zhipu / Z.ai: <32 hex id>.<16 alnum secret>
+    starts: (s, i) => isHexLower(s.charCodeAt(i)),
+    head: /[0-9a-f]{32}\.[A-Za-z0-9]{0,600}/y,
+    cont: isAlnum,
+    strict: /^[0-9a-f]{32}\.[A-Za-z0-9]{16}$/,
+    prefixLen: 33,
+    exact: true,
+    leftBad: (c) => isAlnum(c) || c === 46 || c === 45,
+  },
+];
+
+/** case-insensitive spelling of an ASCII word as character classes (no `i` flag: it is slower) */
+function ci(word: string): string {
+  return word.replace(/[a-z]/g, (c) => `[${c}${c.toUpperCase()}]`);
+}
+
+/**
+ * Prefix-shaped formats, as a trie so the regex engine dispatches on the first character.
+ * Heads are loose and short, so a key wrapped right after its prefix still reaches the joiner.
+ */
+const TRIE_SRC =
+  's(?:k-[A-Za-z0-9_-]{3}|k_live_)|A(?:Iza|[KS]IA[A-Z0-9])|x(?:ai-|ox[abeoprs]-|app-)|g(?:sk_|h[pousr]_|ithub_pat_|lpat-)|' +
+  'h(?:f_[A-Za-z]|ooks\\.slack\\.com\\/)|api_org_|fw_[A-Za-z0-9]|pplx-|r(?:8_|k_live_)|tgp_v1_|VENICE-|n(?:vapi-|pm_)|csk-|' +
+  '-----BEGIN|\\d{8,10}:[A-Za-z0-9_-]|[0-9a-f]{32}\\.[A-Za-z0-9]';
+/** key-ish words, optionally glued to a qualifier (apiKey, accessToken, clientSecret, X-Api-Key) */
+const KW_SRC =
+  '(?:' +
+  ['api', 'access', 'secret', 'private', 'auth', 'app', 'client', 'bot', 'refresh', 'session'].map(ci).join('|') +
+  ')?[\\s_.-]?(?:' +
+  ['key', 'secret', 'token', 'passw', 'pwd', 'bearer', 'authoriz', 'credential', 'azure', 'cognitiveservices'].map(ci).join('|') +
+  ')';
+const CJK_KW_SRC = '密钥|秘钥|令牌|密码|口令|凭证|凭据';
+/**
+ * The one pass over every message: a boundary character, then a key prefix (group 1) or a key-ish
+ * word (group 2); or a Chinese key word (group 3) anywhere.
+ */
+const SCAN_RE = new RegExp(`[^A-Za-z0-9](?:(${TRIE_SRC})|(${KW_SRC}))|(${CJK_KW_SRC})`, 'g');
+/** the same at offset 0 (no boundary character before) */
+const SCAN_START_RE = new RegExp(`(?:(${TRIE_SRC})|(${KW_SRC}))`, 'y');
+
+// ---------------------------------------------------------------------------------------------
+// joining fragments split by whitespace / line breaks
+
+interface Piece {
+  start: number;
+  end: number;
+}
+
+/**
+ * The next fragment after `pos` separated by at most one line break (with indentation / a quote
+ * marker) or 1-2 spaces. Returns null when there is none.
+ */
+function nextPiece(s: string, pos: number, cont: (c: number) => boolean): (Piece & { newline: boolean }) | null {
+  let i = pos;
+  let nl = 0;
+  let sp = 0;
+  const n = s.length;
+  while (i < n) {
+    const c = s.charCodeAt(i);
+    if (c === 10) nl++;
+    else if (c === 32 || c === 9) sp++;
+    else if (c !== 13) break;
+    i++;
+  }
+  if (i === pos || nl > 1 || (nl === 0 && sp > 2) || sp > 16) return null;
+  let j = i;
+  while (j < n && cont(s.charCodeAt(j))) j++;
+  if (j - i < 2) return null;
+  return { start: i, end: j, newline: nl === 1 };
+}
+
+function looksRandomFragment(frag: string): boolean {
+  if (frag.length < 6) return false;
+  let up = 0;
+  let lo = 0;
+  let dg = 0;
+  for (let i = 0; i < frag.length; i++) {
+    const c = frag.charCodeAt(i);
+    if (c >= 65 && c <= 90) up++;
+    else if (c >= 97 && c <= 122) lo++;
+    else if (c >= 48 && c <= 57) dg++;
+  }
+  return dg > 0 || (up > 0 && lo > 0 && up + lo >= 8);
+}
+
+const MAX_JOINS = 8;
+
+interface Hit {
+  kind: KeyKind;
+  start: number;
+  end: number;
+}
+
+function prefixLenOf(rule: Rule, cand: string): number {
+  return typeof rule.prefixLen === 'number' ? rule.prefixLen : Math.max(0, rule.prefixLen(cand));
+}
+
+function validate(rule: Rule, cand: string): boolean {
+  if (!rule.strict.test(cand)) return false;
+  if (rule.extra && !rule.extra(cand)) return false;
+  const body = cand.slice(prefixLenOf(rule, cand));
+  return !looksLikePlaceholder(cand, body, rule.minEntropy ?? 3.0);
+}
+
+/** Try one rule at s[i]: the fragment alone, then joined with following fragments. */
+function tryRule(rule: Rule, s: string, i: number): Hit | null {
+  rule.head.lastIndex = i;
+  const m = rule.head.exec(s);
+  if (!m) return null;
+  if (m[0].length >= 600) return null; // no key is that long: a pathological run, not a key
+  let end = i + m[0].length;
+  // right boundary for the head: a format whose charset stops earlier than a token does
+  const after = s.charCodeAt(end);
+  if (rule.exact && end < s.length && isTok(after)) return null;
+  let cand = m[0];
+  if (validate(rule, cand)) {
+    // a long first line may already validate: extend over wrapped continuation lines for the span
+    if (!rule.exact) {
+      for (let k = 0; k < MAX_JOINS; k++) {
+        const p = nextPiece(s, end, rule.cont);
+        if (!p || !p.newline) break;
+        const frag = s.slice(p.start, p.end);
+        if (!looksRandomFragment(frag) || (p.end < s.length && !/\s/.test(s[p.end]!))) break;
+        if (!validate(rule, cand + frag)) break;
+        cand += frag;
+        end = p.end;
+      }
+    }
+    return { kind: rule.kind, start: i, end };
+  }
+  // too short: join with the following fragments (key wrapped across lines / grouped by spaces)
+  if (end < s.length && !/\s/.test(s[end]!)) return null;
+  for (let k = 0; k < MAX_JOINS; k++) {
+    const p = nextPiece(s, end, rule.cont);
+    if (!p) return null;
+    cand += s.slice(p.start, p.end);
+    end = p.end;
+    if (cand.length > 400) return null;
+    if (validate(rule, cand)) return { kind: rule.kind, start: i, end };
+    if (end < s.length && !/\s/.test(s[end]!)) return null;
+  }
+  return null;
+}
+
+function defaultLeftBad(c: number): boolean {
+  return isWordCh(c);
+}
+
+/** A prefix-shaped candidate at s[i]. Returns where scanning may resume. */
+function handlePrefix(s: string, i: number, head: string, hits: Hit[]): number {
+  if (head.startsWith('-----BEGIN')) {
+    const m = /^-----BEGIN[A-Z ]{0,24} PRIVATE KEY-----/.exec(s.slice(i, i + 48));
+    if (!m) return i + 1;
+    const endMarker = s.indexOf('-----END', i + m[0].length);
+    let end = endMarker < 0 ? Math.min(s.length, i + 4096) : s.indexOf('-----', endMarker + 8);
+    end = end < 0 ? s.length : end + 5;
+    const body = s.slice(i + m[0].length, endMarker < 0 ? end : endMarker).replace(/\s+/g, '');
+    if (body.length >= 40 && !looksLikePlaceholder(body)) {
+      hits.push({ kind: 'private_key', start: i, end });
+      return end;
+    }
+    return i + 1;
+  }
+  // a pathological run (no key is 600+ characters): skip it whole, keeping the scan linear
+  let run = i;
+  while (run < s.length && isTok(s.charCodeAt(run))) run++;
+  if (run - i >= 600) return run;
+  const before = i > 0 ? s.charCodeAt(i - 1) : -1;
+  for (const rule of RULES) {
+    if (!rule.starts(s, i)) continue;
+    const bad = rule.leftBad ?? defaultLeftBad;
+    if (before >= 0 && bad(before)) continue;
+    const hit = tryRule(rule, s, i);
+    if (hit) {
+      hits.push(hit);
+      return Math.max(hit.end, i + 1);
+    }
+  }
+  return i + 1;
+}
+
+interface ScanState {
+  lastAzureScan: number;
+}
+
+function scanAll(s: string, hits: Hit[]): void {
+  const st: ScanState = { lastAzureScan: -1 };
+  /** handle one match; returns the position scanning may resume from (the char before a candidate is its boundary) */
+  const dispatch = (m: RegExpExecArray, base: number): number => {
+    if (m[1] !== undefined) return handlePrefix(s, base, m[1], hits) - 1;
+    const kw = m[2] ?? m[3]!;
+    handleKeyword(s, base, base + kw.length, kw, hits, st);
+    // resume right after the keyword: a prefixed key in its value is still classified by its own rule
+    return base + kw.length;
+  };
+  const re = SCAN_RE;
+  re.lastIndex = 0;
+  SCAN_START_RE.lastIndex = 0;
+  const m0 = SCAN_START_RE.exec(s);
+  if (m0) re.lastIndex = Math.max(0, dispatch(m0, 0));
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(s)) !== null) {
+    const base = m[3] !== undefined ? m.index : m.index + 1;
+    const next = dispatch(m, base);
+    re.lastIndex = Math.max(next, m.index + 1);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AWS secret next to an access key id
+
+const AWS_SECRET_RE = /(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])/g;
+
+function extendAws(s: string, hits: Hit[]): void {
+  const ids = hits.filter((h) => h.kind === 'aws_access_key');
+  for (const h of ids) {
+    const from = Math.max(0, h.start - 200);
+    const to = Math.min(s.length, h.end + 200);
+    AWS_SECRET_RE.lastIndex = from;
+    let m: RegExpExecArray | null;
+    while ((m = AWS_SECRET_RE.exec(s)) !== null && m.index < to) {
+      const tok = m[0];
+      if (!hasDigitAndLetter(tok) || looksLikePlaceholder(tok, tok, 3.5) || /^[0-9a-f]+$/.test(tok)) continue;
+      hits.push({ kind: 'aws_access_key', start: m.index, end: m.index + tok.length });
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// key-ish words: generic secrets and Azure keys
+
+const HASH_WORD_RE = /commit|sha\d*|hash|digest|checksum|fingerprint|\brev\b|merge|cherry|integrity|etag|md5/i;
+const UUID_RE = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/;
+const HEX_RE = /^[0-9a-fA-F]+$/;
+const ENV_NAME_RE = /^\$?\{?[A-Z][A-Z0-9_]*\}?$/;
+
+const GEN_WINDOW = 48;
+const AZURE_WINDOW = 120;
+
+/** end of the run of `ch` characters at i (bounded: a run longer than 1024 is cut there) */
+function tokenAt(s: string, i: number, ch: (c: number) => boolean): number {
+  let j = i;
+  const max = Math.min(s.length, i + 1024);
+  while (j < max && ch(s.charCodeAt(j))) j++;
+  return j;
+}
+
+/** Is s[start,end) a generic high-entropy secret? */
+function genericSecretOk(s: string, start: number, tok: string): boolean {
+  // trim sentence punctuation
+  while (tok.length && /[.!,#*^%@~]$/.test(tok) && !tok.endsWith('==')) tok = tok.slice(0, -1);
+  if (tok.length < 20) return false;
+  const pre = s.slice(Math.max(0, start - 8), start);
+  if (/:\/\/$|@$|base64,$|(?:sha\d+|md5)[:-]$|[A-Za-z]:\\?$/i.test(pre)) return false;
+  if (/^(?:sha\d+|md5)[-:]/i.test(tok)) return false;
+  if (tok.includes('://') || /^[/.~]/.test(tok)) return false;
+  if (/@[A-Za-z0-9-]+\.[A-Za-z]{2,}/.test(tok)) return false; // e-mail
+  if (/=[^=]/.test(tok)) return false; // a=b query-ish (base64 padding only at the end)
+  if (ENV_NAME_RE.test(tok) || tok.startsWith('$')) return false;
+  if (UUID_RE.test(tok)) return false;
+  if (!hasDigitAndLetter(tok)) return false;
+  // identifier / slug / path made of short parts: my-app-prod-2024, src/foo/bar_baz.ts
+  const segs = tok.split(/[-_./]/);
+  if (segs.length >= 3 && longestSegment(tok, /[-_./]/) < 16) return false;
+  if (/\.(?:js|ts|py|go|rs|json|ya?ml|md|html|css|png|jpe?g|svg|txt|log|sh|toml|lock)$/i.test(tok)) return false;
+  let up = 0;
+  let lo = 0;
+  let dg = 0;
+  let sym = 0;
+  for (let i = 0; i < tok.length; i++) {
+    const c = tok.charCodeAt(i);
+    if (c >= 65 && c <= 90) up++;
+    else if (c >= 97 && c <= 122) lo++;
+    else if (c >= 48 && c <= 57) dg++;
+    else sym++;
+  }
+  const hexOnly = HEX_RE.test(tok);
+  if (hexOnly) {
+    if (tok.length < 32) return false;
+    const around = s.slice(Math.max(0, start - 60), start);
+    if (HASH_WORD_RE.test(around)) return false;
+  } else {
+    if (dg < 2) return false;
+    if (!(up > 0 && lo > 0) && sym === 0 && !(dg >= 6 && up + lo >= 6)) return false;
+  }
+  if (looksLikePlaceholder(tok, tok, 3.3)) return false;
+  return true;
+}
+
+/** A key-ish word at s[kwStart, kwEnd): look for a secret value right after it (or an Azure key around it). */
+function handleKeyword(s: string, kwStart: number, kwEnd: number, kw: string, hits: Hit[], st: ScanState): void {
+  const word = kw.toLowerCase();
+  if (word.endsWith('azure') || word.endsWith('cognitiveservices')) {
+    if (kwStart > st.lastAzureScan) {
+      scanAzure(s, kwStart, kwEnd, hits);
+      st.lastAzureScan = kwEnd + AZURE_WINDOW;
+    }
+    return;
+  }
+  // skip the rest of the keyword's word (keys, token_count, password_hash ...)
+  let i = tokenAt(s, kwEnd, isWordCh);
+  const limit = Math.min(s.length, i + GEN_WINDOW);
+  let tokens = 0;
+  while (i < limit && tokens < 6) {
+    // skip separators
+    while (i < limit && !isGenCh(s.charCodeAt(i))) i++;
+    if (i >= limit) break;
+    const j = tokenAt(s, i, isGenCh);
+    tokens++;
+    // KEY=value, token:value: the value starts after the '=' run
+    while (i < j && s.charCodeAt(i) === 61) i++;
+    if (i >= j) continue;
+    let tok = s.slice(i, j);
+    let end = j;
+    if (tok.length >= 8 && tok.length < 20 && (j >= s.length || /\s/.test(s[j]!))) {
+      // a value wrapped across lines: join the next fragments
+      for (let k = 0; k < MAX_JOINS && tok.length < 20; k++) {
+        const p = nextPiece(s, end, isGenCh);
+        if (!p || !p.newline) break;
+        tok += s.slice(p.start, p.end);
+        end = p.end;
+      }
+    }
+    if (tok.length >= 20 && genericSecretOk(s, i, tok)) {
+      hits.push({ kind: 'generic_secret', start: i, end });
+      return;
+    }
+    i = Math.max(j, i + 1);
+  }
+}
+
+const AZURE_HEX_RE = /(?<![A-Za-z0-9-])(?:[0-9a-f]{32}|[0-9A-F]{32}|[A-Za-z0-9]{84})(?![A-Za-z0-9-])/g;
+
+function scanAzure(s: string, kwStart: number, kwEnd: number, hits: Hit[]): void {
+  const from = Math.max(0, kwStart - AZURE_WINDOW);
+  const to = Math.min(s.length, kwEnd + AZURE_WINDOW);
+  AZURE_HEX_RE.lastIndex = from;
+  let m: RegExpExecArray | null;
+  while ((m = AZURE_HEX_RE.exec(s)) !== null && m.index < to) {
+    const tok = m[0];
+    if (tok.length === 84 && !hasDigitAndLetter(tok)) continue;
+    if (looksLikePlaceholder(tok, tok, 3.0)) continue;
+    hits.push({ kind: 'azure_openai', start: m.index, end: m.index + tok.length });
+  }
+  // a 32-hex key wrapped across two lines
+  const HALF = /(?<![A-Za-z0-9-])[0-9a-f]{8,31}(?=[ \t]*\r?\n)/g;
+  HALF.lastIndex = from;
+  while ((m = HALF.exec(s)) !== null && m.index < to) {
+    const p = nextPiece(s, m.index + m[0].length, isHexLower);
+    if (!p || !p.newline) continue;
+    const joined = m[0] + s.slice(p.start, p.end);
+    if (joined.length === 32 && (p.end >= s.length || !isTok(s.charCodeAt(p.end))) && !looksLikePlaceholder(joined)) {
+      hits.push({ kind: 'azure_openai', start: m.index, end: p.end });
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the user's stored keys
+
+const KNOWN_TOKEN_RE = /[^\s"'`<>()[\]{},;|]{8,}/g;
+
+function scanKnown(s: string, isKnownKey: (candidate: string) => boolean, hits: Hit[]): void {
+  const seen = new Set<string>();
+  const offer = (cand: string, start: number): boolean => {
+    if (cand.length < 8 || seen.has(cand)) return false;
+    seen.add(cand);
+    if (seen.size > 4000) return false;
+    let ok = false;
+    try {
+      ok = isKnownKey(cand);
+    } catch {
+      ok = false;
+    }
+    if (ok) hits.push({ kind: 'known_key', start, end: start + cand.length });
+    return ok;
+  };
+  KNOWN_TOKEN_RE.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = KNOWN_TOKEN_RE.exec(s)) !== null) {
+    const tok = m[0];
+    if (offer(tok, m.index)) continue;
+    // trailing sentence punctuation, KEY=value, key:value
+    const trimmed = tok.replace(/[.,!?:]+$/, '');
+    if (trimmed !== tok && offer(trimmed, m.index)) continue;
+    const sep = trimmed.search(/[=:]/);
+    if (sep >= 0 && sep < trimmed.length - 1) {
+      const rest = trimmed.slice(sep + 1).replace(/^[=:]+/, '');
+      offer(rest, m.index + (trimmed.length - rest.length));
+    }
+  }
+  // a stored key wrapped across two lines
+  const lines = s.split('\n');
+  if (lines.length > 1 && lines.length < 200) {
+    let off = 0;
+    for (let li = 0; li < lines.length - 1; li++) {
+      const a = lines[li]!.trimEnd().split(/\s+/).pop() ?? '';
+      const b = lines[li + 1]!.trimStart().split(/\s+/)[0] ?? '';
+      if (a.length >= 4 && b.length >= 4) {
+        const start = off + lines[li]!.trimEnd().length - a.length;
+        if (isKnownKeySafe(isKnownKey, a + b)) {
+          const bStart = off + lines[li]!.length + 1 + (lines[li + 1]!.length - lines[li + 1]!.trimStart().length);
+          hits.push({ kind: 'known_key', start, end: bStart + b.length });
+        }
+      }
+      off += lines[li]!.length + 1;
+    }
+  }
+}
+
+function isKnownKeySafe(fn: (c: string) => boolean, c: string): boolean {
+  try {
+    return fn(c);
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// public API
+
+/** Scan one message. Never throws; never returns the key itself (only kinds and offsets). */
+export function detectKeys(text: string, opts: DetectOptions = {}): Detection {
+  if (typeof text !== 'string' || text.length === 0) return { refused: false, kinds: [], spans: [] };
+  const view = normalise(text);
+  const s = view.s;
+  const hits: Hit[] = [];
+  scanAll(s, hits);
+  if (hits.some((h) => h.kind === 'aws_access_key')) extendAws(s, hits);
+  if (opts.isKnownKey) scanKnown(s, opts.isKnownKey, hits);
+  if (hits.length === 0) return { refused: false, kinds: [], spans: [] };
+
+  // specific kinds win over generic ones on overlapping spans
+  const rank = (k: KeyKind) => (k === 'generic_secret' ? 2 : k === 'known_key' ? 1 : 0);
+  hits.sort((a, b) => rank(a.kind) - rank(b.kind) || a.start - b.start);
+  const kept: Hit[] = [];
+  for (const h of hits) {
+    const overlaps = kept.some((k) => h.start < k.end && k.start < h.end);
+    if (overlaps && h.kind !== 'known_key') continue;
+    kept.push(h);
+  }
+  kept.sort((a, b) => a.start - b.start);
+  const kinds: string[] = [];
+  for (const h of kept) if (!kinds.includes(h.kind)) kinds.push(h.kind);
+  // merge spans, mapped back to the original text
+  const spans: Array<[number, number]> = [];
+  for (const h of kept) {
+    const [a, b] = toOriginal(view, h.start, h.end);
+    const last = spans[spans.length - 1];
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+    else spans.push([a, b]);
+  }
+  spans.sort((x, y) => x[0] - y[0]);
+  const merged: Array<[number, number]> = [];
+  for (const sp of spans) {
+    const last = merged[merged.length - 1];
+    if (last && sp[0] <= last[1]) last[1] = Math.max(last[1], sp[1]);
+    else merged.push([sp[0], sp[1]]);
+  }
+  return { refused: true, kinds, spans: merged };
+}
+
+/** Replace each detected key by "[REDACTED]" (used by the logger). */
+export function redactKeys(text: string, opts: DetectOptions = {}): string {
+  if (typeof text !== 'string' || text.length === 0) return text;
+  const d = detectKeys(text, opts);
+  if (!d.refused) return text;
+  let out = '';
+  let pos = 0;
+  for (const [a, b] of d.spans) {
+    out += text.slice(pos, a) + '[REDACTED]';
+    pos = b;
+  }
+  return out + text.slice(pos);
+}
