@@ -2,6 +2,7 @@ import readline from 'node:readline';
 import type { ChannelAdapter, EnvInputRequest, InboundMessage, KeyResult, OutgoingMessage, SentRef } from '../types.ts';
 import type { ChannelRef } from '../../src/queue/types.ts';
 import { t, type Lang } from '../../src/i18n/index.ts';
+import { formatTime } from '../../src/chat/router.ts';
 
 export interface ShellOptions {
   input: NodeJS.ReadableStream;
@@ -66,9 +67,11 @@ export class ShellChannel implements ChannelAdapter {
 
   async send(_chat: ChannelRef, msg: OutgoingMessage): Promise<SentRef> {
     let text = msg.text;
-    const flat = (msg.choices ?? []).flat();
-    // Numbered choices are already in the text for /model; other buttons become their links or commands.
-    const extra = flat.filter((c) => c.url || (c.data && !text.includes(c.data))).map((c) => `  [${c.label}] ${c.url ?? c.data}`);
+    // Command choices are already listed (numbered) in the text; only links need printing.
+    const extra = (msg.choices ?? [])
+      .flat()
+      .filter((c) => c.url)
+      .map((c) => `  [${c.label}] ${c.url}`);
     if (extra.length) text += '\n' + extra.join('\n');
     this.write(`bot> ${text.replace(/\n/g, '\n     ')}\n`);
     return { chat: CHAT, messageId: String(++this.seq) };
@@ -76,7 +79,7 @@ export class ShellChannel implements ChannelAdapter {
 
   async requestEnvInput(chat: ChannelRef, req: EnvInputRequest): Promise<SentRef> {
     return this.send(chat, {
-      text: t(req.lang, 'byok.form_text', { vendor: req.vendor_name, model: req.model_name, reason: req.reason, expires: req.expires_at, url: req.url }),
+      text: t(req.lang, 'byok.form_text', { vendor: req.vendor_name, model: req.model_name, reason: req.reason, expires: formatTime(req.expires_at), url: req.url }),
     });
   }
 

@@ -62,7 +62,7 @@ export const en = {
   'byok.list_header': 'Your models:',
   'byok.list_empty': 'You have no custom models yet: /byok add <vendor>.',
   'byok.list_item': '{n}. custom/{id}: {name} ({vendor}, {upstream}), {status}, key {masked}',
-  'byok.key_missing': 'no key',
+  'byok.key_missing': 'not stored yet',
   'byok.removed': 'custom/{id} is deactivated. Its key stays sealed for your other models of the same vendor.',
   'byok.edited': 'custom/{id}: {field} updated.',
   'byok.edit_usage': 'Usage: /byok edit <id> <name|model|base_url|max_tokens> <value>',

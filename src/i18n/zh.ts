@@ -64,7 +64,7 @@ export const zh: Record<MessageKey, string> = {
   'byok.list_header': '你的模型：',
   'byok.list_empty': '你还没有自定义模型：/byok add <厂商>。',
   'byok.list_item': '{n}. custom/{id}：{name}（{vendor}，{upstream}），{status}，密钥 {masked}',
-  'byok.key_missing': '无密钥',
+  'byok.key_missing': '尚未保存',
   'byok.removed': 'custom/{id} 已停用。其密钥仍加密保存，供你同一厂商的其他模型使用。',
   'byok.edited': 'custom/{id}：已更新 {field}。',
   'byok.edit_usage': '用法：/byok edit <id> <name|model|base_url|max_tokens> <值>',
