@@ -12,7 +12,7 @@ import type { Logger } from '../../src/log.ts';
 import type { ChannelRef } from '../../src/queue/types.ts';
 import { detectKeys } from '../../src/secrets/detector.ts';
 import type { ChannelAdapter, EnvInputRequest, InboundMessage, OutgoingMessage, SentRef } from '../types.ts';
-import { groupWorkspaceOf, renderChoices, sanitizeId, workspaceOf } from './ids.ts';
+import { groupWorkspaceOf, renderChoices, workspaceOf } from './ids.ts';
 import { SendPacer, type PacerOptions } from './pacer.ts';
 
 /** The parts of a Wechaty message the adapter reads (keeps the adapter testable). */

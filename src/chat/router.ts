@@ -6,6 +6,7 @@ import type { Registry } from '../registry/registry.ts';
 import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../registry/types.ts';
 import { detectKeys, vendorHintForKinds } from '../secrets/detector.ts';
 import type { Store } from '../store/types.ts';
+import type { EnvInputParams, RequestResult } from '../secure-input/tokens.ts';
 import { findTemplate, getTemplate, loadTemplates, normalize, suggestTemplates } from '../vendors/templates.ts';
 import type { Template } from '../vendors/template-schema.ts';
 import type { ProbeResult } from '../vendors/types.ts';
@@ -19,19 +20,7 @@ import { UsageLedger } from './usage.ts';
 export const MAX_INBOUND_CHARS = 16_000;
 
 export interface EnvInputRequester {
-  request(params: {
-    workspace: string;
-    channel: ChannelRef;
-    env_vars: string[];
-    reason: string;
-    model_id: string;
-    vendor: string;
-    vendor_name: string;
-    model_name: string;
-    homepage: string;
-    lang?: Lang;
-    force?: boolean;
-  }): Promise<{ status: 'issued'; url: string; expires_at: string; token_id: string } | { status: 'pending'; expires_at: string }>;
+  request(params: EnvInputParams): Promise<RequestResult>;
   /** Remember which message shows the form, so the result can edit it (Telegram card). */
   bindMessage?(tokenId: string, messageId: string): Promise<void>;
 }

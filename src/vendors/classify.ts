@@ -334,6 +334,16 @@ export function toVendorError(c: Classified): VendorError {
   return new VendorError(outcome, c.message, { status: c.status, retryAfterMs: c.retryAfterMs, whatToDo: c.whatToDo, vendorCode: c.vendorCode });
 }
 
+/**
+ * What a wire throws when reading a stream fails: the caller's abort as is, a classified
+ * vendor error as is, anything else (socket reset, bad frame) classified.
+ */
+export function streamFailure(e: unknown, signal?: AbortSignal): never {
+  if (signal?.aborted) throw signal.reason ?? Object.assign(new Error('aborted'), { name: 'AbortError' });
+  if (e instanceof VendorError) throw e;
+  throw toVendorError(classifyError(e));
+}
+
 export function toProbeResult(c: Classified): ProbeResult {
   const r: ProbeResult = { outcome: c.outcome, message: c.message };
   if (c.status !== undefined) r.status = c.status;

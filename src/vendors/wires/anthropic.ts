@@ -12,8 +12,7 @@
  * capabilities say json, the system prompt gains a one-line JSON-only instruction.
  */
 import type { CustomModel } from '../../registry/types.ts';
-import { classifyError, classifyHttp, toProbeResult, toVendorError } from '../classify.ts';
-import { VendorError } from '../errors.ts';
+import { classifyError, classifyHttp, toProbeResult, toVendorError, streamFailure } from '../classify.ts';
 import { getDefaultNetOptions, joinUrl, USER_AGENT, vendorRequest, type NetOptions } from '../net.ts';
 import { parseSse } from '../sse.ts';
 import { applyThinking, mergeRequestFields } from '../thinking.ts';
@@ -173,9 +172,7 @@ export function createAnthropicWire(netOpts?: NetOptions): Wire {
         }
         completed = true;
       } catch (e) {
-        if (opts.signal?.aborted) throw opts.signal.reason;
-        if (e instanceof VendorError) throw e;
-        throw toVendorError(classifyError(e));
+        streamFailure(e, opts.signal);
       } finally {
         if (!completed) res.body.destroy();
         else res.body.resume?.();

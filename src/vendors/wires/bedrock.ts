@@ -29,7 +29,7 @@
 import crypto from 'node:crypto';
 import zlib from 'node:zlib';
 import type { CustomModel } from '../../registry/types.ts';
-import { classifyError, classifyHttp, toProbeResult, toVendorError } from '../classify.ts';
+import { classifyError, classifyHttp, toProbeResult, toVendorError, streamFailure } from '../classify.ts';
 import { VendorError } from '../errors.ts';
 import { getDefaultNetOptions, secretString, USER_AGENT, vendorRequest, type NetOptions } from '../net.ts';
 import { applyThinking } from '../thinking.ts';
@@ -340,9 +340,7 @@ export function createBedrockWire(netOpts?: NetOptions): Wire {
       try {
         sent = await send(model, secrets, body, true, opts.signal);
       } catch (e) {
-        if (opts.signal?.aborted) throw opts.signal.reason;
-        if (e instanceof VendorError) throw e;
-        throw toVendorError(classifyError(e));
+        streamFailure(e, opts.signal);
       }
       const { res, known } = sent;
       if (res.statusCode >= 300) {
@@ -379,9 +377,7 @@ export function createBedrockWire(netOpts?: NetOptions): Wire {
         }
         completed = true;
       } catch (e) {
-        if (opts.signal?.aborted) throw opts.signal.reason;
-        if (e instanceof VendorError) throw e;
-        throw toVendorError(classifyError(e));
+        streamFailure(e, opts.signal);
       } finally {
         if (!completed) res.body.destroy();
       }

@@ -31,7 +31,7 @@
  * vendor message that echoes it.
  */
 import type { CustomModel } from '../../registry/types.ts';
-import { classifyError, classifyHttp, toProbeResult, toVendorError, type Classified } from '../classify.ts';
+import { classifyError, classifyHttp, toProbeResult, toVendorError, type Classified, streamFailure } from '../classify.ts';
 import { VendorError } from '../errors.ts';
 import { getDefaultNetOptions, joinUrl, secretString, USER_AGENT, vendorRequest, type NetOptions } from '../net.ts';
 import { parseSse } from '../sse.ts';
@@ -252,9 +252,7 @@ export function createChatCompletionsWire(shape: ChatCompletionsShape, netOpts?:
         }
         completed = true;
       } catch (e) {
-        rethrowAbort(opts.signal);
-        if (e instanceof VendorError) throw e;
-        throw toVendorError(classifyError(e));
+        streamFailure(e, opts.signal);
       } finally {
         if (!completed) res.body.destroy();
       }
