@@ -60,6 +60,8 @@ export interface EnvInputRequest {
 export interface SentRef {
   chat: ChannelRef;
   messageId: string;
+  /** How a secure form was presented: a Mini App form then requires the channel's launch check. */
+  launch?: 'web_app' | 'link';
 }
 
 /** What every channel (telegram, wechat, shell) implements. */
@@ -94,7 +96,7 @@ export interface ChannelAdapter {
    * Extra check when the secure form is opened or submitted for a request this channel
    * issued (Telegram Mini App initData). Return false to refuse (403).
    */
-  verifyFormLaunch?(record: { workspace: string; channel: ChannelRef }, req: FastifyRequest): Promise<boolean>;
+  verifyFormLaunch?(record: { workspace: string; channel: ChannelRef; launch?: 'web_app' | 'link' }, req: FastifyRequest): Promise<boolean>;
 }
 
 export interface KeyResult {

@@ -64,6 +64,9 @@ export const secretCommands: Record<string, CommandSpec> = {
     positionals: { min: 1, max: 1 },
     options: { lang: { type: 'string' } },
     run: async (ctx) => {
+      if (ctx.workspace.startsWith('tg:group:') || ctx.workspace.startsWith('wx:room-')) {
+        return { ok: false, code: 'forbidden', error: 'keys are never collected for a group: request the key in the member\'s own workspace' };
+      }
       const got = await ctx.registry().get(ctx.workspace, ctx.args[0]!);
       if (!got.ok) return got;
       const m = got.model;

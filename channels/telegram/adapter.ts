@@ -375,9 +375,11 @@ export class TelegramChannel implements ChannelAdapter {
       protect_content: true,
     });
     let id: number;
+    let launch: 'web_app' | 'link' = 'link';
     if (webApp) {
       try {
         id = await this.sendText(chat.chat_id, plain, html, extra({ text: label, web_app: { url: req.url } }));
+        launch = 'web_app';
       } catch (e) {
         // Mini Apps refused (e.g. the domain is not set for the bot): the one-time link instead.
         this.logger.warn({ err: e }, 'telegram: web_app button refused; sending a URL button');
@@ -387,7 +389,7 @@ export class TelegramChannel implements ChannelAdapter {
       id = await this.sendText(chat.chat_id, plain, html, extra({ text: label, url: req.url }));
     }
     this.cards.set(`${req.workspace}|${req.model_id}`, { chat_id: chat.chat_id, message_id: String(id) });
-    return { chat, messageId: String(id) };
+    return { chat, messageId: String(id), launch };
   }
 
   async keyResult(chat: ChannelRef, result: KeyResult): Promise<void> {
@@ -516,11 +518,13 @@ export class TelegramChannel implements ChannelAdapter {
 
   // ------------------------------------------------------------------ secure form
 
-  async verifyFormLaunch(record: { workspace: string; channel: ChannelRef }, req: FastifyRequest): Promise<boolean> {
+  async verifyFormLaunch(record: { workspace: string; channel: ChannelRef; launch?: 'web_app' | 'link' }, req: FastifyRequest): Promise<boolean> {
     if (record.channel.channel !== CHANNEL) return true;
     const raw = (req as FastifyRequest & { telegramInitData?: string }).telegramInitData ?? req.headers['x-telegram-init-data'];
     const initData = typeof raw === 'string' && raw.length > 0 ? raw : undefined;
-    if (!initData) return !this.opts.requireInitData;
+    // A form shown as a Mini App can only be submitted from inside Telegram by the user who
+    // asked; a plain link (groups, http, fallback) carries no launch data.
+    if (!initData) return !(this.opts.requireInitData || record.launch === 'web_app');
     const res = verifyInitData(initData, this.token, { maxAgeSec: this.opts.initDataMaxAgeSec ?? 3600 });
     if (!res.ok || !res.user) {
       this.logger.warn({ reason: res.ok ? 'no_user' : res.reason }, 'telegram: Mini App launch data refused');

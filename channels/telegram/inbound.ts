@@ -1,4 +1,5 @@
 import type { InboundMessage } from '../types.ts';
+import { detectKeys } from '../../src/secrets/detector.ts';
 import { langFromCode } from '../../src/i18n/index.ts';
 
 /** The minimal shapes we read from a Bot API update (grammY's types are wider). */
@@ -76,7 +77,8 @@ export function messageToInbound(update: TgUpdate, botUsername?: string): Inboun
   const parts = [m.text, m.caption].filter((s): s is string => typeof s === 'string' && s.length > 0);
   const text = parts.join('\n');
   if (!text) return undefined;
-  if (addressedElsewhere(text, botUsername)) return undefined;
+  // A command for another bot is not ours to answer, unless it carries a key: the guard must see it.
+  if (addressedElsewhere(text, botUsername) && !detectKeys(text).refused) return undefined;
   const forwarded = !!(m.forward_origin || m.forward_date || m.forward_from || m.is_automatic_forward);
   const kind: InboundMessage['kind'] = edited ? 'edited' : forwarded ? 'forwarded' : m.text ? 'text' : 'caption';
   return base(m.chat, m.from, { messageId: String(m.message_id), text, kind });

@@ -271,8 +271,9 @@ export class WechatChannel implements ChannelAdapter {
     try {
       const payload = await bot.puppet.roomPayload(msg.chat.chat_id);
       const admins = [payload.ownerId, ...(payload.adminIdList ?? [])].filter((x): x is string => !!x);
-      // Same rule as Telegram where the owner is known; an unknown owner restricts nobody.
-      return admins.length === 0 || admins.includes(msg.senderId);
+      // Same rule as Telegram; when the puppet does not know the owner nobody may switch the
+      // room's model (a member could otherwise route the room to their own endpoint).
+      return admins.includes(msg.senderId);
     } catch (e) {
       this.logger.warn({ err: e }, 'wechat: room payload unavailable');
       return false;

@@ -22,7 +22,7 @@ export const MAX_INBOUND_CHARS = 16_000;
 export interface EnvInputRequester {
   request(params: EnvInputParams): Promise<RequestResult>;
   /** Remember which message shows the form, so the result can edit it (Telegram card). */
-  bindMessage?(tokenId: string, messageId: string): Promise<void>;
+  bindMessage?(tokenId: string, messageId: string, launch?: 'web_app' | 'link'): Promise<void>;
 }
 
 export interface ChatVault extends RelayKeys {
@@ -51,6 +51,9 @@ interface Ctx {
   reply: (text: string, extra?: Omit<OutgoingMessage, 'text'>) => Promise<void>;
   tr: (key: MessageKey, params?: Record<string, string | number>) => string;
 }
+
+/** /byok actions a `/start byok_...` deep link may continue (nothing that removes or edits). */
+const DEEP_LINK_ACTIONS = new Set(['add', 'key', 'list', 'templates', 'example', 'help']);
 
 const ADD_INTENT_EN = /\b(add|register|connect|set ?up|use)\b.*\b(key|model|api|account)\b/i;
 const ADD_INTENT_ZH = /(添加|注册|接入|绑定).*(密钥|模型|key|api)/i;
@@ -165,7 +168,11 @@ export class ChatRouter {
     const rest = (m[2] ?? '').trim();
     switch (cmd) {
       case 'start':
-        if (rest.startsWith('byok_')) return this.byok(ctx, deepLinkToArgs(rest));
+        if (rest.startsWith('byok_')) {
+          // A deep link is one tap on a link anyone can post: it may only start harmless actions.
+          const args = deepLinkToArgs(rest);
+          return this.byok(ctx, DEEP_LINK_ACTIONS.has(args.split(' ')[0]) ? args : '');
+        }
         return this.help(ctx);
       case 'help':
         return this.help(ctx);
@@ -559,7 +566,7 @@ export class ChatRouter {
       expires_at: res.expires_at,
       lang: ctx.lang,
     });
-    await this.deps.requests.bindMessage?.(res.token_id, sent.messageId);
+    await this.deps.requests.bindMessage?.(res.token_id, sent.messageId, sent.launch);
   }
 }
 

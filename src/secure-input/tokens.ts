@@ -53,6 +53,8 @@ export interface EnvInputRecord {
   lang: Lang;
   created_at: string;
   expires_at: string;
+  /** How the channel presented the form (bound after sending); `web_app` demands launch data. */
+  launch?: 'web_app' | 'link';
 }
 
 export type RequestResult =
@@ -201,7 +203,7 @@ export class EnvInputRequests {
     if (raw !== undefined) {
       const record = parseRecord(raw);
       if (record && sameHash(record.token_hash, hash) && Date.parse(record.expires_at) > Date.now()) {
-        return { ok: true, record, token_hash: hash };
+        return { ok: true, record: await this.withBinding(record), token_hash: hash };
       }
     }
     return this.classifyDead(hash);
@@ -221,7 +223,7 @@ export class EnvInputRequests {
     }
     await this.store.putEphemeral(`envreq-used:${hash}`, 'used', DAY_MS);
     await this.setStatus(hash, 'pending');
-    return { ok: true, record, token_hash: hash };
+    return { ok: true, record: await this.withBinding(record), token_hash: hash };
   }
 
   /**
@@ -237,18 +239,34 @@ export class EnvInputRequests {
   }
 
   /**
-   * Records which chat message presents this request (the Telegram card), so the result can
-   * edit it. A request redeemed in the meantime is left alone (its record is gone).
+   * Records which chat message presents this request (the Telegram card, so the result can
+   * edit it) and how it was presented. Kept under its own key: rewriting the record itself
+   * could bring back a request redeemed in the meantime.
    */
-  async bindMessage(tokenHash: string, messageId: string): Promise<void> {
+  async bindMessage(tokenHash: string, messageId: string, launch?: 'web_app' | 'link'): Promise<void> {
     if (!HASH_RE.test(tokenHash)) return;
     const raw = await this.store.getEphemeral(`envreq:${tokenHash}`);
     const record = raw === undefined ? undefined : parseRecord(raw);
     if (!record) return;
     const remaining = Date.parse(record.expires_at) - Date.now();
     if (remaining <= 0) return;
-    record.channel = { ...record.channel, message_id: messageId };
-    await this.store.putEphemeral(`envreq:${tokenHash}`, JSON.stringify(record), remaining);
+    await this.store.putEphemeral(`envreq-msg:${tokenHash}`, JSON.stringify({ message_id: messageId, launch }), remaining + DAY_MS);
+  }
+
+  /** Adds what bindMessage recorded to a record read from the store. */
+  private async withBinding(record: EnvInputRecord): Promise<EnvInputRecord> {
+    const raw = await this.store.getEphemeral(`envreq-msg:${record.token_hash}`);
+    if (raw === undefined) return record;
+    try {
+      const b = JSON.parse(raw) as { message_id?: string; launch?: 'web_app' | 'link' };
+      return {
+        ...record,
+        channel: typeof b.message_id === 'string' ? { ...record.channel, message_id: b.message_id } : record.channel,
+        ...(b.launch === 'web_app' || b.launch === 'link' ? { launch: b.launch } : {}),
+      };
+    } catch {
+      return record;
+    }
   }
 
   /** Voids a live request (by hash): its link answers 410 from now on. */

@@ -209,4 +209,15 @@ describe('chat commands (channel-agnostic router)', () => {
     expect(chan.texts()).toMatch(/has no key yet|already waiting/);
     expect(chan.forms.length).toBe(forms); // pending one is not re-issued automatically
   });
+
+  it('a deep link may continue harmless actions only, never remove or edit', async () => {
+    await say('/byok add qwen');
+    const id = await lastModelId();
+    await say(`/start byok_remove_${id}`);
+    const got = await app.registry.get(ws(), id);
+    expect(got.ok && got.model.status).not.toBe('removed');
+    expect(chan.last()).toMatch(/BYOK commands/);
+    await say(`/start byok_key_${id}`);
+    expect(chan.forms.at(-1)!.model_id).toBe(id);
+  });
 });

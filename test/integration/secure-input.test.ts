@@ -281,6 +281,20 @@ describe('secure-input server', () => {
     expect(h.logs.some((l) => l.includes('/s/:token'))).toBe(true);
   });
 
+  it('bindMessage adds the card message and launch mode, and cannot revive a redeemed link', async () => {
+    const h = await harness();
+    const { token, token_id } = await issue(h);
+    await h.requests.bindMessage(token_id, '77', 'web_app');
+    const seen = await h.requests.lookup(token);
+    expect(seen.ok && seen.record.channel.message_id).toBe('77');
+    expect(seen.ok && seen.record.launch).toBe('web_app');
+    expect((await post(h, token, goodBody(h))).statusCode).toBe(202);
+    expect(h.submissions[0]!.record.channel.message_id).toBe('77');
+    // A late bind (the card was sent after the user already submitted) changes nothing.
+    await h.requests.bindMessage(token_id, '78', 'link');
+    expect((await post(h, token, goodBody(h))).statusCode).toBe(410);
+  });
+
   it('two concurrent POSTs: exactly one 202, the other 410', async () => {
     const h = await harness();
     for (let round = 0; round < 5; round++) {

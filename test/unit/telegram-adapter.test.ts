@@ -234,6 +234,11 @@ describe('TelegramChannel', () => {
     const { ch: strict } = channel({}, { requireInitData: true });
     expect(await strict.verifyFormLaunch(record, reqWith())).toBe(false);
     expect(await ch.verifyFormLaunch({ workspace: 'local', channel: { channel: 'shell', chat_id: 'x' } }, reqWith(mk(43)))).toBe(true);
+    // A form presented as a Mini App demands launch data even when plain links are allowed.
+    const miniApp = { ...record, launch: 'web_app' as const };
+    expect(await ch.verifyFormLaunch(miniApp, reqWith())).toBe(false);
+    expect(await ch.verifyFormLaunch(miniApp, reqWith(mk(42)))).toBe(true);
+    expect(await ch.verifyFormLaunch({ ...record, launch: 'link' as const }, reqWith())).toBe(true);
   });
 
   it('group admin check via getChatMember; deep links to the private chat', async () => {
