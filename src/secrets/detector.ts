@@ -8,8 +8,8 @@
  *
  * Design, in order of cost:
  *  1. One `test` for characters that need normalising (zero-width, soft hyphen, bidi marks,
- *     full-width ASCII). Only when present is a normalised copy built, with an index map back to
- *     the original text (so spans still point into the ORIGINAL text).
+ *     full-width ASCII). Only when present is a normalised copy built; when it holds a key, an index
+ *     map back to the original text is built too (so spans still point into the ORIGINAL text).
  *  2. One global regex over the text for every prefix-shaped format (`sk-`, `AIza`, `AKIA`, ...).
  *     Hits are rare in ordinary chat; each hit is validated strictly (length, charset, entropy,
  *     placeholder rules) and, when too short, re-tried joined with the next whitespace- or
@@ -128,11 +128,11 @@ function isHexLower(c: number): boolean {
 function isUpperOrDigit(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
 }
-/** generic secret charset: [A-Za-z0-9_\-+/=.~!@#$%^*] */
+/** generic secret charset: [A-Za-z0-9_\-+/=.~!@#$%^*], as a table: it runs on every character after each key-ish word */
+const GEN_CH = new Uint8Array(128);
+for (let c = 0; c < 128; c++) GEN_CH[c] = isTok(c) || '+/=.~!@#$%^*'.includes(String.fromCharCode(c)) ? 1 : 0;
 function isGenCh(c: number): boolean {
-  return (
-    isTok(c) || c === 43 || c === 47 || c === 61 || c === 46 || c === 126 || c === 33 || c === 64 || c === 35 || c === 36 || c === 37 || c === 94 || c === 42
-  );
+  return c < 128 && GEN_CH[c] === 1;
 }
 function isSlackHookCh(c: number): boolean {
   return isTok(c) || c === 47 || c === 43;
@@ -219,44 +219,55 @@ const NORM_CHUNK_RE = /[\u00AD\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\uFEF
 
 interface View {
   s: string;
-  /** map[i] = original offset of s[i]; map[s.length] = original length. null = identity. */
-  map: Int32Array | null;
+  /** the text s was normalised from, or null when s is the original text (identity map) */
+  from: string | null;
 }
 
+/**
+ * The normalised copy, when there is anything to normalise. The index map back to the original is
+ * built only when a key was found (`toOriginal`): most messages with full-width punctuation such as
+ * ： (everyday Chinese) are ordinary, and filling a map per character cost more than the scan.
+ */
 function normalise(text: string): View {
-  if (!NEEDS_NORM_RE.test(text)) return { s: text, map: null };
-  const map = new Int32Array(text.length + 1);
+  if (!NEEDS_NORM_RE.test(text)) return { s: text, from: null };
   let out = '';
+  let pos = 0;
+  NORM_CHUNK_RE.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = NORM_CHUNK_RE.exec(text)) !== null) {
+    const i = m.index;
+    out += text.slice(pos, i); // the plain run before it
+    const c = text.charCodeAt(i);
+    if (c >= 0xff01 && c <= 0xff5e) out += String.fromCharCode(c - 0xfee0); // full-width ASCII (what NFKC does)
+    else if (c === 0x3000) out += ' '; // else: invisible, dropped
+    pos = i + 1;
+  }
+  return { s: out + text.slice(pos), from: text };
+}
+
+/** map[i] = original offset of normalised s[i]; map[s.length] = original length (same walk as `normalise`) */
+function buildMap(text: string): Int32Array {
+  const map = new Int32Array(text.length + 1);
   let n = 0;
   let pos = 0;
   NORM_CHUNK_RE.lastIndex = 0;
   let m: RegExpExecArray | null;
   while ((m = NORM_CHUNK_RE.exec(text)) !== null) {
     const i = m.index;
-    // copy the plain run before it
-    out += text.slice(pos, i);
     for (let k = pos; k < i; k++) map[n++] = k;
     const c = text.charCodeAt(i);
-    if (c >= 0xff01 && c <= 0xff5e) {
-      out += String.fromCharCode(c - 0xfee0); // full-width ASCII (what NFKC does)
-      map[n++] = i;
-    } else if (c === 0x3000) {
-      out += ' ';
-      map[n++] = i;
-    } // else: invisible, dropped
+    if ((c >= 0xff01 && c <= 0xff5e) || c === 0x3000) map[n++] = i; // kept as one character; invisible ones are dropped
     pos = i + 1;
   }
-  out += text.slice(pos);
   for (let k = pos; k < text.length; k++) map[n++] = k;
   map[n] = text.length;
-  return { s: out, map: map.subarray(0, n + 1) };
+  return map.subarray(0, n + 1);
 }
 
-function toOriginal(view: View, start: number, end: number): [number, number] {
-  if (!view.map) return [start, end];
-  const m = view.map;
-  const s = m[start]!;
-  const e = end > start ? m[end - 1]! + 1 : s;
+function toOriginal(map: Int32Array | null, start: number, end: number): [number, number] {
+  if (!map) return [start, end];
+  const s = map[start]!;
+  const e = end > start ? map[end - 1]! + 1 : s;
   return [s, e];
 }
 
@@ -555,12 +566,31 @@ const TRIE_SRC =
   's(?:k-[A-Za-z0-9_-]{3}|k_live_)|A(?:Iza|[KS]IA[A-Z0-9])|x(?:ai-|ox[abeoprs]-|app-)|g(?:sk_|h[pousr]_|ithub_pat_|lpat-)|' +
   'h(?:f_[A-Za-z]|ooks\\.slack\\.com\\/)|api_org_|fw_[A-Za-z0-9]|pplx-|r(?:8_|k_live_)|tgp_v1_|VENICE-|n(?:vapi-|pm_)|csk-|' +
   '-----BEGIN|\\d{8,10}:[A-Za-z0-9_-]|[0-9a-f]{32}\\.[A-Za-z0-9]';
+/**
+ * Case-insensitive alternation of words, factored into a trie (api|app|access|auth -> a(?:p(?:i|p)|...)):
+ * the scan regex tries it after every boundary character, and shared initials are then tested once.
+ * The words of each list are prefix-free, so at most one can match at a position: the factoring
+ * changes neither what matches nor where.
+ */
+function ciTrie(words: string[]): string {
+  const byFirst = new Map<string, string[]>();
+  for (const w of words) {
+    if (words.some((o) => o !== w && o.startsWith(w))) throw new Error(`ciTrie: ${w} is a prefix of another word`);
+    const rest = byFirst.get(w[0]!) ?? [];
+    rest.push(w.slice(1));
+    byFirst.set(w[0]!, rest);
+  }
+  const alts: string[] = [];
+  for (const [first, rests] of byFirst) alts.push(ci(first) + (rests.length === 1 ? ci(rests[0]!) : `(?:${ciTrie(rests)})`));
+  return alts.join('|');
+}
+
 /** key-ish words, optionally glued to a qualifier (apiKey, accessToken, clientSecret, X-Api-Key) */
 const KW_SRC =
   '(?:' +
-  ['api', 'access', 'secret', 'private', 'auth', 'app', 'client', 'bot', 'refresh', 'session'].map(ci).join('|') +
+  ciTrie(['api', 'access', 'secret', 'private', 'auth', 'app', 'client', 'bot', 'refresh', 'session']) +
   ')?[\\s_.-]?(?:' +
-  ['key', 'secret', 'token', 'passw', 'pwd', 'bearer', 'authoriz', 'credential', 'azure', 'cognitiveservices'].map(ci).join('|') +
+  ciTrie(['key', 'secret', 'token', 'passw', 'pwd', 'bearer', 'authoriz', 'credential', 'azure', 'cognitiveservices']) +
   ')';
 const CJK_KW_SRC = '密钥|秘钥|令牌|密码|口令|凭证|凭据';
 /**
@@ -570,6 +600,13 @@ const CJK_KW_SRC = '密钥|秘钥|令牌|密码|口令|凭证|凭据';
 const SCAN_RE = new RegExp(`[^A-Za-z0-9](?:(${TRIE_SRC})|(${KW_SRC}))|(${CJK_KW_SRC})`, 'g');
 /** the same at offset 0 (no boundary character before) */
 const SCAN_START_RE = new RegExp(`(?:(${TRIE_SRC})|(${KW_SRC}))`, 'y');
+/**
+ * ASCII characters a TRIE or KW match can begin with (a superset is fine: it only saves an exec per
+ * message): the prefixes' initials, digits and hex, the qualifiers' and words' initials in either
+ * case, and the separators [\s_.-].
+ */
+const CAN_START_AT_0 = new Uint8Array(128);
+for (let c = 0; c < 128; c++) CAN_START_AT_0[c] = /[sAxghafprtVnc0-9a-f\-SPCBRbKkTt_.\s]/.test(String.fromCharCode(c)) ? 1 : 0;
 
 // ---------------------------------------------------------------------------------------------
 // joining fragments split by whitespace / line breaks
@@ -716,25 +753,34 @@ interface ScanState {
   lastAzureScan: number;
 }
 
+/**
+ * Handle one scan match; returns the position scanning may resume from (the char before a candidate
+ * is its boundary). A module function, not a closure made per call: under tsx (esbuild keepNames)
+ * every named closure is wrapped in __name(), a defineProperty per message.
+ */
+function dispatchMatch(s: string, m: RegExpExecArray, base: number, hits: Hit[], st: ScanState): number {
+  if (m[1] !== undefined) return handlePrefix(s, base, m[1], hits) - 1;
+  const kw = m[2] ?? m[3]!;
+  handleKeyword(s, base, base + kw.length, hits, st);
+  // resume right after the keyword: a prefixed key in its value is still classified by its own rule
+  return base + kw.length;
+}
+
 function scanAll(s: string, hits: Hit[]): void {
   const st: ScanState = { lastAzureScan: -1 };
-  /** handle one match; returns the position scanning may resume from (the char before a candidate is its boundary) */
-  const dispatch = (m: RegExpExecArray, base: number): number => {
-    if (m[1] !== undefined) return handlePrefix(s, base, m[1], hits) - 1;
-    const kw = m[2] ?? m[3]!;
-    handleKeyword(s, base, base + kw.length, kw, hits, st);
-    // resume right after the keyword: a prefixed key in its value is still classified by its own rule
-    return base + kw.length;
-  };
   const re = SCAN_RE;
   re.lastIndex = 0;
-  SCAN_START_RE.lastIndex = 0;
-  const m0 = SCAN_START_RE.exec(s);
-  if (m0) re.lastIndex = Math.max(0, dispatch(m0, 0));
+  // offset 0 has no boundary character before it; most messages start with a letter no match can start with
+  const c0 = s.charCodeAt(0);
+  if (c0 >= 128 || CAN_START_AT_0[c0] === 1) {
+    SCAN_START_RE.lastIndex = 0;
+    const m0 = SCAN_START_RE.exec(s);
+    if (m0) re.lastIndex = Math.max(0, dispatchMatch(s, m0, 0, hits, st));
+  }
   let m: RegExpExecArray | null;
   while ((m = re.exec(s)) !== null) {
     const base = m[3] !== undefined ? m.index : m.index + 1;
-    const next = dispatch(m, base);
+    const next = dispatchMatch(s, m, base, hits, st);
     re.lastIndex = Math.max(next, m.index + 1);
   }
 }
@@ -770,12 +816,36 @@ const ENV_NAME_RE = /^\$?\{?[A-Z][A-Z0-9_]*\}?$/;
 const GEN_WINDOW = 48;
 const AZURE_WINDOW = 120;
 
-/** end of the run of `ch` characters at i (bounded: a run longer than 1024 is cut there) */
-function tokenAt(s: string, i: number, ch: (c: number) => boolean): number {
+/*
+ * End of the run of word / generic-secret characters at i (bounded: a run longer than 1024 is cut
+ * there). Two specialised loops rather than one taking a predicate: they run on every character
+ * after each key-ish word, and a predicate parameter is an indirect call per character.
+ */
+function wordRunEnd(s: string, i: number): number {
   let j = i;
   const max = Math.min(s.length, i + 1024);
-  while (j < max && ch(s.charCodeAt(j))) j++;
+  while (j < max && isWordCh(s.charCodeAt(j))) j++;
   return j;
+}
+function genRunEnd(s: string, i: number): number {
+  let j = i;
+  const max = Math.min(s.length, i + 1024);
+  while (j < max && isGenCh(s.charCodeAt(j))) j++;
+  return j;
+}
+
+/** `\s` of a JS regex for one UTF-16 code unit, without making a one-character string */
+function isJsSpace(c: number): boolean {
+  if (c < 128) return c === 32 || (c >= 9 && c <= 13);
+  return c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
+}
+
+/** does s[from, to) end with the lower-case ASCII word w, ignoring ASCII case? (c | 32 folds A-Z onto a-z only) */
+function endsWithCI(s: string, from: number, to: number, w: string): boolean {
+  const at = to - w.length;
+  if (at < from) return false;
+  for (let k = 0; k < w.length; k++) if ((s.charCodeAt(at + k) | 32) !== w.charCodeAt(k)) return false;
+  return true;
 }
 
 /** Is s[start,end) a generic high-entropy secret? */
@@ -821,9 +891,9 @@ function genericSecretOk(s: string, start: number, tok: string): boolean {
 }
 
 /** A key-ish word at s[kwStart, kwEnd): look for a secret value right after it (or an Azure key around it). */
-function handleKeyword(s: string, kwStart: number, kwEnd: number, kw: string, hits: Hit[], st: ScanState): void {
-  const word = kw.toLowerCase();
-  if (word.endsWith('azure') || word.endsWith('cognitiveservices')) {
+function handleKeyword(s: string, kwStart: number, kwEnd: number, hits: Hit[], st: ScanState): void {
+  // (the keyword is ASCII letters and at most one separator, so no lower-cased copy is needed)
+  if (endsWithCI(s, kwStart, kwEnd, 'azure') || endsWithCI(s, kwStart, kwEnd, 'cognitiveservices')) {
     if (kwStart > st.lastAzureScan) {
       scanAzure(s, kwStart, kwEnd, hits);
       st.lastAzureScan = kwEnd + AZURE_WINDOW;
@@ -831,21 +901,25 @@ function handleKeyword(s: string, kwStart: number, kwEnd: number, kw: string, hi
     return;
   }
   // skip the rest of the keyword's word (keys, token_count, password_hash ...)
-  let i = tokenAt(s, kwEnd, isWordCh);
+  let i = wordRunEnd(s, kwEnd);
   const limit = Math.min(s.length, i + GEN_WINDOW);
   let tokens = 0;
   while (i < limit && tokens < 6) {
     // skip separators
     while (i < limit && !isGenCh(s.charCodeAt(i))) i++;
     if (i >= limit) break;
-    const j = tokenAt(s, i, isGenCh);
+    const j = genRunEnd(s, i);
     tokens++;
     // KEY=value, token:value: the value starts after the '=' run
     while (i < j && s.charCodeAt(i) === 61) i++;
     if (i >= j) continue;
+    if (j - i < 8) {
+      i = j; // too short to be a value or to start a wrapped one: skip without copying it
+      continue;
+    }
     let tok = s.slice(i, j);
     let end = j;
-    if (tok.length >= 8 && tok.length < 20 && (j >= s.length || /\s/.test(s[j]!))) {
+    if (tok.length >= 8 && tok.length < 20 && (j >= s.length || isJsSpace(s.charCodeAt(j)))) {
       // a value wrapped across lines: join the next fragments
       for (let k = 0; k < MAX_JOINS && tok.length < 20; k++) {
         const p = nextPiece(s, end, isGenCh);
@@ -952,6 +1026,11 @@ function isKnownKeySafe(fn: (c: string) => boolean, c: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // public API
 
+/** overlap priority: specific kinds first, then the user's stored keys, then generic secrets */
+function rankOf(k: KeyKind): number {
+  return k === 'generic_secret' ? 2 : k === 'known_key' ? 1 : 0;
+}
+
 /** Scan one message. Never throws; never returns the key itself (only kinds and offsets). */
 export function detectKeys(text: string, opts: DetectOptions = {}): Detection {
   if (typeof text !== 'string' || text.length === 0) return { refused: false, kinds: [], spans: [] };
@@ -959,13 +1038,12 @@ export function detectKeys(text: string, opts: DetectOptions = {}): Detection {
   const s = view.s;
   const hits: Hit[] = [];
   scanAll(s, hits);
-  if (hits.some((h) => h.kind === 'aws_access_key')) extendAws(s, hits);
+  if (hits.length > 0 && hits.some((h) => h.kind === 'aws_access_key')) extendAws(s, hits);
   if (opts.isKnownKey) scanKnown(s, opts.isKnownKey, hits);
   if (hits.length === 0) return { refused: false, kinds: [], spans: [] };
 
   // specific kinds win over generic ones on overlapping spans
-  const rank = (k: KeyKind) => (k === 'generic_secret' ? 2 : k === 'known_key' ? 1 : 0);
-  hits.sort((a, b) => rank(a.kind) - rank(b.kind) || a.start - b.start);
+  hits.sort((a, b) => rankOf(a.kind) - rankOf(b.kind) || a.start - b.start);
   const kept: Hit[] = [];
   for (const h of hits) {
     const overlaps = kept.some((k) => h.start < k.end && k.start < h.end);
@@ -977,8 +1055,9 @@ export function detectKeys(text: string, opts: DetectOptions = {}): Detection {
   for (const h of kept) if (!kinds.includes(h.kind)) kinds.push(h.kind);
   // merge spans, mapped back to the original text
   const spans: Array<[number, number]> = [];
+  const map = view.from === null ? null : buildMap(view.from);
   for (const h of kept) {
-    const [a, b] = toOriginal(view, h.start, h.end);
+    const [a, b] = toOriginal(map, h.start, h.end);
     const last = spans[spans.length - 1];
     if (last && a <= last[1]) last[1] = Math.max(last[1], b);
     else spans.push([a, b]);
