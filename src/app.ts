@@ -33,7 +33,16 @@ export interface AppOptions {
   probe?: ValidateDeps['probe'];
   /** Secure-form rate limits (benchmarks raise them). */
   rateLimits?: Partial<RateLimits>;
+  /**
+   * Jobs run at once per process (default: validate-key 32, notify 16). Both kinds wait on
+   * the network (a vendor probe takes hundreds of ms, a chat send tens), so a handful at a
+   * time would cap a worker at a few validations per second.
+   */
+  concurrency?: { validate?: number; notify?: number };
 }
+
+export const DEFAULT_VALIDATE_CONCURRENCY = Number(process.env.BYOK_VALIDATE_CONCURRENCY) || 32;
+export const DEFAULT_NOTIFY_CONCURRENCY = Number(process.env.BYOK_NOTIFY_CONCURRENCY) || 16;
 
 export interface App {
   config: Config;
@@ -78,8 +87,18 @@ export async function createApp(opts: AppOptions): Promise<App> {
 
   const runWorker = opts.runWorker ?? !config.redisUrl;
   const runnerLog = { warn: (o: unknown, m?: string) => logger.warn(o as object, m), error: (o: unknown, m?: string) => logger.error(o as object, m) };
-  const validateRunner = createRunner(config, { retry: opts.retry, queueName: 'validate', logger: runnerLog });
-  const notifyRunner = createRunner(config, { retry: opts.retry, queueName: 'notify', logger: runnerLog });
+  const validateRunner = createRunner(config, {
+    retry: opts.retry,
+    queueName: 'validate',
+    logger: runnerLog,
+    concurrency: opts.concurrency?.validate ?? DEFAULT_VALIDATE_CONCURRENCY,
+  });
+  const notifyRunner = createRunner(config, {
+    retry: opts.retry,
+    queueName: 'notify',
+    logger: runnerLog,
+    concurrency: opts.concurrency?.notify ?? DEFAULT_NOTIFY_CONCURRENCY,
+  });
 
   const validateDeps: ValidateDeps = { registry, vault, boxKeys, submissions, requests, notifyQueue: notifyRunner, logger, probe: opts.probe };
   validateRunner.register(JOB_VALIDATE_KEY, validateKeyHandler(validateDeps));
@@ -196,6 +215,7 @@ export async function createApp(opts: AppOptions): Promise<App> {
       await validateRunner.close();
       await notifyRunner.close();
       await store.close();
+      boxKeys.wipe();
     },
   };
   return app;

@@ -48,9 +48,14 @@ export function validateKeyHandler(deps: ValidateDeps) {
   const probe = deps.probe ?? ((model, secrets) => getWire(model.wire).probe(model, secrets));
   return async (job: ValidateKeyPayload, _ctx: JobContext): Promise<string> => {
     const { workspace, submission_id } = job;
-    const sub = await deps.submissions.get(workspace, submission_id);
+    // The payload names the model: read the submission and the model together (one round
+    // trip); a payload whose model differs from the submission's falls back to a second read.
+    const [sub, gotEarly] = await Promise.all([
+      deps.submissions.get(workspace, submission_id),
+      job.model_id ? deps.registry.get(workspace, job.model_id) : undefined,
+    ]);
     if (!sub) return 'already-finished';
-    const got = await deps.registry.get(workspace, sub.model_id);
+    const got = gotEarly && job.model_id === sub.model_id ? gotEarly : await deps.registry.get(workspace, sub.model_id);
     if (!got.ok) {
       await deps.submissions.remove(workspace, submission_id);
       await deps.requests.setStatus(sub.token_hash, { code: 'not_found', message: 'The model was removed before the key was checked.', what_to_do: 'none' });
@@ -75,9 +80,8 @@ export function validateKeyHandler(deps: ValidateDeps) {
       if (result.outcome === 'ok') {
         for (const [env, key] of Object.entries(secrets)) await deps.vault.put(workspace, env, key);
         const masked = maskKey(secrets[model.api_key_env]);
-        await deps.registry.set_status(workspace, model.id, 'active');
-        // Other models of the same vendor share this key: they are ready too.
-        await deps.registry.set_key_status(workspace, model.api_key_env, 'active');
+        // The model, and the other models of the same vendor that share this key: one update.
+        await deps.registry.set_status_and_key(workspace, model.id, model.api_key_env, 'active');
         await finish('ok', undefined, masked);
         return 'ok';
       }
@@ -98,6 +102,7 @@ export function validateKeyHandler(deps: ValidateDeps) {
         sub!.token_hash,
         outcome === 'ok' ? { status: 'ok', masked_key: masked } : { code: outcome, message: message ?? outcome, what_to_do: WHAT_TO_DO[outcome as VendorOutcome] ?? 'none' },
       );
+      // After the status: whoever is notified can read the result on the page at once.
       const payload: NotifyPayload = { channel: sub!.channel, workspace, model_id: model.id, outcome, masked_key: masked, message };
       await deps.notifyQueue.enqueue(JOB_NOTIFY, payload, { jobId: `notify-${submission_id}` });
     }

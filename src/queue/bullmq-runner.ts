@@ -79,7 +79,8 @@ export class BullMQRunner implements HookedJobRunner {
     if (isRedisClient(opts.connection)) {
       this.queueConn = opts.connection;
     } else {
-      this.queueConn = clientFromSpec(opts.connection, { onError });
+      // Commands issued in the same tick (concurrent enqueues) share one socket write.
+      this.queueConn = clientFromSpec(opts.connection, { onError, enableAutoPipelining: true });
       this.owned.push(this.queueConn);
     }
     this.queue = new Queue(this.queueName, { connection: this.queueConn, prefix: this.bullPrefix });
@@ -117,7 +118,12 @@ export class BullMQRunner implements HookedJobRunner {
     // Workers block on Redis: their connection must retry forever (maxRetriesPerRequest: null).
     const conn = isRedisClient(o.connection)
       ? o.connection.duplicate({ maxRetriesPerRequest: null })
-      : clientFromSpec(o.connection, { maxRetriesPerRequest: null, onError: (err) => o.logger?.warn({ err }, 'redis connection error') });
+      : clientFromSpec(o.connection, {
+          maxRetriesPerRequest: null,
+          // Concurrent jobs' moveToActive / moveToFinished calls issued in one tick share a write.
+          enableAutoPipelining: true,
+          onError: (err) => o.logger?.warn({ err }, 'redis connection error'),
+        });
     this.owned.push(conn);
     const worker = new Worker(this.queueName, (job) => this.process(job), {
       connection: conn,

@@ -166,6 +166,19 @@ export interface Registry {
     status: ModelStatus,
     lastError?: { code: string; message: string },
   ): Promise<Result<{ models: CustomModel[] }>>;
+  /**
+   * `set_status(modelId)` then `set_key_status(envVar)` in one atomic update of the workspace
+   * (after a probe: the model and every other live model using the key). The key part applies
+   * even when the model part fails (not found, removed meanwhile), as the two calls in a row
+   * would; the result is the model part's.
+   */
+  set_status_and_key(
+    workspace: string,
+    modelId: string,
+    envVar: string,
+    status: ModelStatus,
+    lastError?: { code: string; message: string },
+  ): Promise<Result<{ model: CustomModel; models: CustomModel[] }>>;
   resolve(workspace: string, selector: string): Promise<Result<{ model: CustomModel }>>;
 }
 
@@ -1131,6 +1144,27 @@ export function createRegistry(deps: RegistryDeps): Registry {
           const hit = models.filter((m) => m.status !== 'removed' && (m.api_key_env === v || m.extra_env_vars.includes(v)));
           for (const m of hit) applyStatus(m, status, err, at);
           return ok({ models: hit });
+        });
+      });
+    },
+
+    set_status_and_key(ws, modelId, envVar, status, lastError) {
+      return guarded(async () => {
+        checkWorkspace(ws);
+        const id = stripSelector(modelId);
+        const v = checkEnvVar(envVar);
+        if (!STATUSES.includes(status) || status === 'removed') throw invalid('status must be pending_key, validating, active or key_error', { field: 'status' });
+        const err = lastError !== undefined ? checkLastError(lastError) : undefined;
+        const at = now().toISOString();
+        return mutateModels(ws, (models): Result<{ model: CustomModel; models: CustomModel[] }> => {
+          const m = models.find((x) => x.id === id);
+          let modelPart: Fail | undefined;
+          if (!m) modelPart = notFound(ws, id, models);
+          else if (m.status === 'removed') modelPart = fail('conflict', `${selectorOf(m)} was removed meanwhile; its status is left as is`);
+          else applyStatus(m, status, err, at);
+          const hit = models.filter((x) => x.status !== 'removed' && (x.api_key_env === v || x.extra_env_vars.includes(v)));
+          for (const x of hit) applyStatus(x, status, err, at);
+          return modelPart ?? ok({ model: m!, models: hit });
         });
       });
     },

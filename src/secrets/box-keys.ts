@@ -24,7 +24,15 @@ import { b64, getSodium, unb64, utf8, type Sodium } from './sodium.ts';
  * retired keypair stays openable for `graceMs` (default 7 days, so forms already open and
  * submissions still pending a vendor retry can be opened) and is pruned at the next write
  * after that. An unknown, pruned or expired id is `stale_key_id` (the form answers 409,
- * "reload"). Secret keys are wiped right after each use.
+ * "reload").
+ *
+ * Opened secret keys are cached in memory, per id, together with the exact stored record
+ * they came from (kid, nonce, sealed sk, pk). Every call still reads the document (one GET,
+ * one small file read), so a rotation, prune, re-seal or tampering by another process is
+ * seen at once: the checks (grace period, configured master key) run on the fresh record,
+ * and the AEAD open is skipped only when the record is byte-for-byte the one already
+ * opened (same inputs, same output). A cached secret key whose record changed or vanished
+ * is wiped (`sodium.memzero`) and dropped; `wipe()` clears them all (shutdown).
  */
 export const BOX_KEYS_DOC = 'box_keys';
 export const DEFAULT_BOX_KEY_GRACE_MS = 7 * 24 * 60 * 60 * 1000;
@@ -59,9 +67,21 @@ function stale(): ByokError {
   return new ByokError('stale_key_id', 'the form was sealed with an outdated key; reload the page and submit again');
 }
 
+interface OpenedKeypair {
+  /** The stored record's identity: kid, nonce, sealed sk and pk. */
+  ident: string;
+  sk: Uint8Array;
+  pk: Uint8Array;
+}
+
+function identOf(rec: BoxKeyRecord): string {
+  return `${rec.kid}|${rec.nonce}|${rec.sk}|${rec.pk}`;
+}
+
 export class BoxKeys {
   private readonly graceMs: number;
   private readonly now: () => number;
+  private readonly opened = new Map<string, OpenedKeypair>();
 
   constructor(
     private readonly store: Store,
@@ -75,7 +95,7 @@ export class BoxKeys {
   /** The public key browsers seal to; created on first use. */
   async current(): Promise<BoxPublicKey> {
     const s = await getSodium();
-    const found = this.usableCurrent(s, await this.store.getDoc<BoxKeysDoc>(SYSTEM_SCOPE, BOX_KEYS_DOC));
+    const found = this.usableCurrent(s, this.sweep(s, await this.store.getDoc<BoxKeysDoc>(SYSTEM_SCOPE, BOX_KEYS_DOC)));
     if (found) return found;
     return this.store.updateDoc<BoxKeysDoc, BoxPublicKey>(SYSTEM_SCOPE, BOX_KEYS_DOC, (cur) => {
       const again = this.usableCurrent(s, cur);
@@ -97,18 +117,52 @@ export class BoxKeys {
       throw new ByokError('invalid_input', 'the sealed submission is malformed');
     }
     if (sealedBox.length > MAX_SEALED_BOX_BYTES) throw new ByokError('too_large', 'the sealed submission is too large');
-    const doc = await this.store.getDoc<BoxKeysDoc>(SYSTEM_SCOPE, BOX_KEYS_DOC);
+    const doc = this.sweep(s, await this.store.getDoc<BoxKeysDoc>(SYSTEM_SCOPE, BOX_KEYS_DOC));
     const rec = doc?.keys && Object.hasOwn(doc.keys, id) ? doc.keys[id] : undefined;
     if (!rec || this.expired(rec) || !this.ring.byId(rec.kid)) throw stale();
-    const pk = unb64(s, rec.pk);
-    const sk = this.openSecret(s, id, rec);
+    const kp = this.keypair(s, id, rec);
     try {
-      return s.crypto_box_seal_open(sealedBox, pk, sk);
+      return s.crypto_box_seal_open(sealedBox, kp.pk, kp.sk);
     } catch {
       throw new ByokError('invalid_input', 'the sealed submission does not open with this key; reload the page and submit again');
-    } finally {
-      s.memzero(sk);
     }
+  }
+
+  /** Wipes every cached secret key (shutdown). Later calls open them again from the store. */
+  wipe(): void {
+    for (const kp of this.opened.values()) kp.sk.fill(0);
+    this.opened.clear();
+  }
+
+  /** Drops (and wipes) cached keypairs whose stored record changed or is gone. */
+  private sweep(s: Sodium, doc: BoxKeysDoc | undefined): BoxKeysDoc | undefined {
+    for (const [id, kp] of this.opened) {
+      const rec = doc?.keys && Object.hasOwn(doc.keys, id) ? doc.keys[id] : undefined;
+      if (!rec || identOf(rec) !== kp.ident) {
+        s.memzero(kp.sk);
+        this.opened.delete(id);
+      }
+    }
+    return doc;
+  }
+
+  /**
+   * The opened keypair of a stored record (cached; owned by this instance: callers must not
+   * wipe or keep it). Throws when the record was altered or its master key is not configured.
+   */
+  private keypair(s: Sodium, id: string, rec: BoxKeyRecord): OpenedKeypair {
+    const ident = identOf(rec);
+    const cached = this.opened.get(id);
+    // The master key must still be configured and not wiped (subkey() throws once wiped).
+    const mk = this.ring.byId(rec.kid);
+    if (!mk) throw stale();
+    mk.subkey('box');
+    if (cached && cached.ident === ident) return cached;
+    const sk = this.openSecret(s, id, rec);
+    const kp: OpenedKeypair = { ident, sk, pk: unb64(s, rec.pk) };
+    if (cached) s.memzero(cached.sk);
+    this.opened.set(id, kp);
+    return kp;
   }
 
   /**
@@ -172,8 +226,8 @@ export class BoxKeys {
     const rec = doc.keys[id];
     if (!this.ring.byId(rec.kid)) return undefined; // sealed under a master key we no longer have
     // Throws (refusing to publish) when the record was tampered with.
-    s.memzero(this.openSecret(s, id, rec));
-    return { id, publicKey: unb64(s, rec.pk) };
+    const kp = this.keypair(s, id, rec);
+    return { id, publicKey: kp.pk.slice() };
   }
 
   private withNewKeypair(s: Sodium, cur: BoxKeysDoc | undefined): { doc: BoxKeysDoc; current: BoxPublicKey } {

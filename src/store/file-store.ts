@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -8,16 +9,29 @@ import { isValidWorkspace, SYSTEM_SCOPE, type Store } from './types.ts';
 /** Documents kept as YAML for people to read; everything else as JSON. */
 const YAML_DOCS = new Set(['custom_models']);
 const LOCK_STALE_MS = 10_000;
+/** Parsed YAML documents kept by their exact text (YAML parsing costs ~0.3 ms a document). */
+const PARSE_CACHE_MAX = 2_000;
 
 /**
  * Embedded store: one folder per workspace under `<dataDir>/workspaces/`, each document a
  * file written atomically (temp file + rename) under a per-scope lock. The lock is an
  * in-process queue plus a lock file, so the CLI and a running bot can share a data dir.
+ *
+ * Cost notes. Every `fs/promises` call is a round trip through libuv's thread pool, which
+ * costs far more than the syscall behind it for the small metadata operations here (creating
+ * and removing the lock file, reading a few-KiB document, claiming an ephemeral file):
+ * those run synchronously (tens of µs, no event-loop stall worth the name). Writing a
+ * document's temp file and renaming it over the old one wait for the disk, so they stay
+ * asynchronous. Folders are not created on every update: a missing folder shows up as
+ * ENOENT, is created then, and the operation retried. A YAML document whose text is
+ * unchanged since it was last parsed is not parsed again (a copy of the earlier result is
+ * returned): same text, same value, whichever process wrote it.
  */
 export class FileStore implements Store {
   readonly kind = 'file' as const;
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly counters = new Map<string, { n: number; expires: number }>();
+  private readonly parsed = new Map<string, { text: string; value: unknown }>();
 
   constructor(readonly dataDir: string) {}
 
@@ -35,15 +49,25 @@ export class FileStore implements Store {
   }
 
   async getDoc<T>(scope: string, name: string): Promise<T | undefined> {
-    const file = this.docPath(scope, name);
+    return this.readDoc<T>(this.docPath(scope, name), name);
+  }
+
+  private readDoc<T>(file: string, name: string): T | undefined {
     let text: string;
     try {
-      text = await fs.readFile(file, 'utf8');
+      text = fsSync.readFileSync(file, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
-    return (YAML_DOCS.has(name) ? YAML.parse(text) : JSON.parse(text)) as T;
+    if (!YAML_DOCS.has(name)) return JSON.parse(text) as T;
+    const hit = this.parsed.get(file);
+    if (hit && hit.text === text) return structuredClone(hit.value) as T;
+    const value = YAML.parse(text) as unknown;
+    this.parsed.delete(file);
+    if (this.parsed.size >= PARSE_CACHE_MAX) this.parsed.delete(this.parsed.keys().next().value!);
+    this.parsed.set(file, { text, value: structuredClone(value) });
+    return value as T;
   }
 
   async updateDoc<T, R>(
@@ -53,10 +77,10 @@ export class FileStore implements Store {
   ): Promise<R> {
     const file = this.docPath(scope, name);
     return this.withLock(scope, async () => {
-      const current = await this.getDoc<T>(scope, name);
+      const current = this.readDoc<T>(file, name);
       const { value, result } = await mutate(current);
       if (value === undefined) {
-        await fs.rm(file, { force: true });
+        fsSync.rmSync(file, { force: true });
       } else {
         const text = YAML_DOCS.has(name) ? YAML.stringify(value) : JSON.stringify(value);
         await writeAtomic(file, text);
@@ -97,9 +121,9 @@ export class FileStore implements Store {
   async getEphemeral(key: string): Promise<string | undefined> {
     const file = this.ephemeralPath(key);
     try {
-      const rec = JSON.parse(await fs.readFile(file, 'utf8')) as { value: string; expires: number };
+      const rec = JSON.parse(fsSync.readFileSync(file, 'utf8')) as { value: string; expires: number };
       if (rec.expires <= Date.now()) {
-        await fs.rm(file, { force: true });
+        fsSync.rmSync(file, { force: true });
         return undefined;
       }
       return rec.value;
@@ -114,21 +138,21 @@ export class FileStore implements Store {
     // rename is atomic: of two concurrent takers (even in two processes) only one wins.
     const claimed = `${file}.taken-${randomBytes(6).toString('hex')}`;
     try {
-      await fs.rename(file, claimed);
+      fsSync.renameSync(file, claimed);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw e;
     }
     try {
-      const rec = JSON.parse(await fs.readFile(claimed, 'utf8')) as { value: string; expires: number };
+      const rec = JSON.parse(fsSync.readFileSync(claimed, 'utf8')) as { value: string; expires: number };
       return rec.expires > Date.now() ? rec.value : undefined;
     } finally {
-      await fs.rm(claimed, { force: true });
+      fsSync.rmSync(claimed, { force: true });
     }
   }
 
   async deleteEphemeral(key: string): Promise<void> {
-    await fs.rm(this.ephemeralPath(key), { force: true });
+    fsSync.rmSync(this.ephemeralPath(key), { force: true });
   }
 
   /** Rate counters are per process in the embedded mode (one process serves everything). */
@@ -165,34 +189,61 @@ export class FileStore implements Store {
 
   private async withFileLock<R>(scope: string, fn: () => Promise<R>): Promise<R> {
     const dir = this.scopeDir(scope);
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     const lock = path.join(dir, '.lock');
     const deadline = Date.now() + 30_000;
     for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
-      try {
-        const h = await fs.open(lock, 'wx');
-        await h.close();
-        break;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        const st = await fs.stat(lock).catch(() => undefined);
-        // A crashed holder leaves the file behind; take over once it is clearly stale.
-        if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) await fs.rm(lock, { force: true });
-        if (Date.now() > deadline) throw new ByokError('internal', `workspace ${scope} is locked`);
-        await new Promise((r) => setTimeout(r, wait));
-      }
+      if (tryCreateLock(dir, lock)) break;
+      const st = statOrUndefined(lock);
+      // A crashed holder leaves the file behind; take over once it is clearly stale.
+      if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) fsSync.rmSync(lock, { force: true });
+      if (Date.now() > deadline) throw new ByokError('internal', `workspace ${scope} is locked`);
+      await new Promise((r) => setTimeout(r, wait));
     }
     try {
       return await fn();
     } finally {
-      await fs.rm(lock, { force: true });
+      fsSync.rmSync(lock, { force: true });
     }
   }
 }
 
+/** Creates the lock file exclusively; false when another holder has it. Creates the folder when missing. */
+function tryCreateLock(dir: string, lock: string): boolean {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fsSync.closeSync(fsSync.openSync(lock, 'wx'));
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return false;
+      if (code !== 'ENOENT' || attempt > 0) throw e;
+      fsSync.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    }
+  }
+}
+
+function statOrUndefined(file: string): fsSync.Stats | undefined {
+  try {
+    return fsSync.statSync(file);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Temp file + rename, so readers see the old or the new text, never a part. Creates the folder when missing. */
 export async function writeAtomic(file: string, text: string, mode = 0o600): Promise<void> {
-  await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  await fs.writeFile(tmp, text, { mode });
-  await fs.rename(tmp, file);
+  try {
+    await fs.writeFile(tmp, text, { mode });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+    await fs.writeFile(tmp, text, { mode });
+  }
+  try {
+    await fs.rename(tmp, file);
+  } catch (e) {
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
+    throw e;
+  }
 }

@@ -28,14 +28,28 @@ import { isValidWorkspace, SYSTEM_SCOPE, type Store } from './types.ts';
  * writes only if the lock still holds our token, so a writer that lost its lock fails
  * loudly instead of overwriting a newer value. Within one process, updates of the same
  * scope also queue locally first, so contention does not spin on Redis.
+ *
+ * Round trips per update (each is a wake-up of this process and of Redis): one script takes
+ * the lock and reads the document; one pipeline adds the scope to its index (still under
+ * the lock) and runs the fenced write that also releases the lock. A delete needs one more:
+ * the scope leaves the index only after the fenced delete succeeded, still under the lock,
+ * so the index never misses a scope whose document exists. (If the fenced write fails, the
+ * index may hold a scope whose document is absent: listScopes callers already read each
+ * scope's document and skip the missing.) Scripts go by EVALSHA; a client the store
+ * creates pipelines automatically (commands issued in the same tick share one write).
  */
 const LOCK_TTL_MS = 10_000;
 const LOCK_WAIT_MS = 30_000;
 
-// KEYS[1] lock, KEYS[2] doc; ARGV[1] token, ARGV[2] 'set' | 'del', ARGV[3] value
+// KEYS[1] lock, KEYS[2] doc; ARGV[1] token, ARGV[2] ttl. Takes the lock and, when taken, reads the document.
+const ACQUIRE_READ = `
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return {1, redis.call('GET', KEYS[2])} end
+return {0}`;
+// KEYS[1] lock, KEYS[2] doc; ARGV[1] token, ARGV[2] 'set' | 'del', ARGV[3] value, ARGV[4] '1' to release the lock too
 const FENCED_WRITE = `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] == 'del' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], ARGV[3]) end
+if ARGV[4] == '1' then redis.call('DEL', KEYS[1]) end
 return 1`;
 // KEYS[1] lock; ARGV[1] token
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
@@ -46,6 +60,23 @@ const INCR_TTL = `
 local n = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`;
+
+/** The scripts, defined on the client as commands (EVALSHA, EVAL on NOSCRIPT). */
+const SCRIPTS = {
+  byokAcquireRead: { numberOfKeys: 2, lua: ACQUIRE_READ },
+  byokFencedWrite: { numberOfKeys: 2, lua: FENCED_WRITE },
+  byokRelease: { numberOfKeys: 1, lua: RELEASE },
+  byokRenew: { numberOfKeys: 1, lua: RENEW },
+  byokIncrTtl: { numberOfKeys: 1, lua: INCR_TTL },
+} as const;
+type ScriptName = keyof typeof SCRIPTS;
+type ScriptCall = (...args: Array<string | number>) => Promise<unknown>;
+/** A pipeline with the scripts as chainable commands (ioredis adds defined commands to pipelines). */
+type ScriptPipeline = { [K in ScriptName]: (...args: Array<string | number>) => ScriptPipeline } & {
+  sadd(key: string, member: string): ScriptPipeline;
+  srem(key: string, member: string): ScriptPipeline;
+  exec(): Promise<Array<[Error | null, unknown]> | null>;
+};
 
 const DOC_NAME_RE = /^[a-z][a-z0-9_]{0,63}$/;
 
@@ -61,6 +92,8 @@ export class RedisStore implements Store {
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly lockTtlMs: number;
   private readonly lockWaitMs: number;
+  private readonly tokenPrefix = randomBytes(16).toString('hex');
+  private tokenSeq = 0;
 
   /** `redis` is a URL (the store owns and closes the client) or a client (left open on close). */
   constructor(
@@ -69,7 +102,7 @@ export class RedisStore implements Store {
     opts: RedisStoreOptions = {},
   ) {
     if (typeof redis === 'string') {
-      this.redis = createRedis(redis);
+      this.redis = createRedis(redis, { enableAutoPipelining: true });
       this.owned = true;
     } else if (isRedisClient(redis)) {
       this.redis = redis;
@@ -79,6 +112,17 @@ export class RedisStore implements Store {
     }
     this.lockTtlMs = opts.lockTtlMs ?? LOCK_TTL_MS;
     this.lockWaitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
+    for (const [name, def] of Object.entries(SCRIPTS)) {
+      if (typeof (this.redis as unknown as Record<string, unknown>)[name] !== 'function') this.redis.defineCommand(name, def);
+    }
+  }
+
+  private script(name: ScriptName): ScriptCall {
+    return (...args) => (this.redis as unknown as Record<ScriptName, ScriptCall>)[name](...args);
+  }
+
+  private pipeline(): ScriptPipeline {
+    return this.redis.pipeline() as unknown as ScriptPipeline;
   }
 
   private checkScope(scope: string): void {
@@ -108,25 +152,50 @@ export class RedisStore implements Store {
     mutate: (current: T | undefined) => Promise<{ value: T | undefined; result: R }> | { value: T | undefined; result: R },
   ): Promise<R> {
     const key = this.docKey(scope, name);
-    return this.withLocalQueue(scope, () =>
-      this.withLock(scope, async (token) => {
-        const text = await this.redis.get(key);
+    return this.withLocalQueue(scope, async () => {
+      const lock = this.lockKey(scope);
+      // Unique per holder: a random per-store prefix and a counter (no entropy draw per update).
+      const token = `${this.tokenPrefix}${(++this.tokenSeq).toString(36)}`;
+      const text = await this.acquireAndRead(scope, lock, key, token);
+      // Renew while mutate runs; the fenced write catches a lock lost anyway.
+      const renew = setInterval(() => {
+        this.script('byokRenew')(lock, token, this.lockTtlMs).catch(() => undefined);
+      }, Math.max(50, Math.floor(this.lockTtlMs / 3)));
+      renew.unref();
+      let released = false;
+      try {
         const current = text === null ? undefined : (JSON.parse(text) as T);
         const { value, result } = await mutate(current);
-        const ok =
-          value === undefined
-            ? await this.redis.eval(FENCED_WRITE, 2, this.lockKey(scope), key, token, 'del', '')
-            : await this.redis.eval(FENCED_WRITE, 2, this.lockKey(scope), key, token, 'set', JSON.stringify(value));
+        const setKey = `${this.prefix}scopes:${name}`;
+        let ok: unknown;
+        if (value !== undefined) {
+          // One round trip: the index first (still under our lock), then the fenced write,
+          // which releases the lock when it writes.
+          const res = await this.pipeline().sadd(setKey, scope).byokFencedWrite(lock, key, token, 'set', JSON.stringify(value), '1').exec();
+          const [idxErr] = res![0]!;
+          const [writeErr, written] = res![1]!;
+          if (writeErr) throw writeErr;
+          ok = written;
+          if (ok === 1) released = true;
+          if (idxErr) throw idxErr;
+        } else {
+          ok = await this.script('byokFencedWrite')(lock, key, token, 'del', '', '0');
+          if (ok === 1) {
+            // The scope leaves the index only once the document is gone, under our lock.
+            const res = await this.pipeline().srem(setKey, scope).byokRelease(lock, token).exec();
+            released = true;
+            if (res![0]![0]) throw res![0]![0];
+          }
+        }
         if (ok !== 1) {
           throw new ByokError('conflict', `lost the lock on workspace ${scope} before writing ${name}; nothing was written`);
         }
-        // Still under the lock, so the set follows the document's presence in order.
-        const setKey = `${this.prefix}scopes:${name}`;
-        if (value === undefined) await this.redis.srem(setKey, scope);
-        else await this.redis.sadd(setKey, scope);
         return result;
-      }),
-    );
+      } finally {
+        clearInterval(renew);
+        if (!released) await this.script('byokRelease')(lock, token).catch(() => undefined);
+      }
+    });
   }
 
   async listScopes(name: string): Promise<string[]> {
@@ -157,7 +226,7 @@ export class RedisStore implements Store {
   }
 
   async incr(key: string, ttlMs: number): Promise<number> {
-    return Number(await this.redis.eval(INCR_TTL, 1, `${this.prefix}ctr:${key}`, ttl(ttlMs)));
+    return Number(await this.script('byokIncrTtl')(`${this.prefix}ctr:${key}`, ttl(ttlMs)));
   }
 
   async close(): Promise<void> {
@@ -176,25 +245,14 @@ export class RedisStore implements Store {
     }
   }
 
-  private async withLock<R>(scope: string, fn: (token: string) => Promise<R>): Promise<R> {
-    const lock = this.lockKey(scope);
-    const token = randomBytes(16).toString('hex');
+  /** Takes the scope's lock (waiting with jittered backoff) and returns the document's text. */
+  private async acquireAndRead(scope: string, lock: string, key: string, token: string): Promise<string | null> {
     const deadline = Date.now() + this.lockWaitMs;
     for (let wait = 2; ; wait = Math.min(wait * 2, 100)) {
-      if ((await this.redis.set(lock, token, 'PX', this.lockTtlMs, 'NX')) === 'OK') break;
+      const r = (await this.script('byokAcquireRead')(lock, key, token, this.lockTtlMs)) as [number, string | null];
+      if (r[0] === 1) return r[1] ?? null;
       if (Date.now() > deadline) throw new ByokError('internal', `workspace ${scope} is locked`);
       await sleep(wait / 2 + Math.random() * wait);
-    }
-    // Renew while mutate runs; the fenced write catches a lock lost anyway.
-    const renew = setInterval(() => {
-      this.redis.eval(RENEW, 1, lock, token, this.lockTtlMs).catch(() => undefined);
-    }, Math.max(50, Math.floor(this.lockTtlMs / 3)));
-    renew.unref();
-    try {
-      return await fn(token);
-    } finally {
-      clearInterval(renew);
-      await this.redis.eval(RELEASE, 1, lock, token).catch(() => undefined);
     }
   }
 }
