@@ -131,7 +131,8 @@ export async function createApp(opts: AppOptions): Promise<App> {
       await submissions.bumpRound(ws, sub.id);
       await registry.set_status(ws, modelId, 'validating');
       const payload: ValidateKeyPayload = { workspace: ws, model_id: modelId, submission_id: sub.id, token_hash: sub.token_hash, channel: sub.channel, lang: sub.lang };
-      await validateRunner.enqueue(JOB_VALIDATE_KEY, payload, { jobId: `validate-${sub.id}-r${sub.attempts_rounds + 1}` });
+      // Same job id as the submission's own job: a retest while it still runs is a no-op.
+      await validateRunner.enqueue(JOB_VALIDATE_KEY, payload, { jobId: `validate-${sub.id}` });
       return true;
     },
     async probeStored(ws, model): Promise<ProbeResult> {
@@ -140,13 +141,15 @@ export async function createApp(opts: AppOptions): Promise<App> {
     },
   });
 
+  const trustHops = Number(process.env.TRUST_PROXY) || 0;
   const server = buildServer({
     store,
     requests,
     boxKeys,
     logger,
     rateLimits: opts.rateLimits,
-    trustProxy: process.env.TRUST_PROXY === '1',
+    // Number of proxy hops to trust for the client address (per-IP rate limits); never all.
+    trustProxy: trustHops > 0 ? (_address: string, hop: number) => hop < trustHops : false,
     async onSubmit(ctx) {
       const { record } = ctx;
       const sealed: Record<string, string> = {};
@@ -172,9 +175,25 @@ export async function createApp(opts: AppOptions): Promise<App> {
     },
     async verifyLaunch(record, req) {
       const ch = channels.find((c) => c.name === record.channel.channel);
-      return ch?.verifyFormLaunch ? ch.verifyFormLaunch(record, req) : true;
+      if (ch?.verifyFormLaunch) return ch.verifyFormLaunch(record, req);
+      // A Mini App form needs its channel's launch check; without the channel, refuse.
+      return record.launch !== 'web_app';
     },
   });
+
+  /**
+   * Sealed submissions still in the store when a worker starts belong to jobs lost in a crash
+   * (the in-process runner keeps jobs in memory) or to outages waiting for /byok test: queue
+   * them again. The job id is the submission's, so a job still queued is not doubled.
+   */
+  async function requeuePending(): Promise<void> {
+    for (const ws of await submissions.workspaces()) {
+      for (const sub of await submissions.list(ws)) {
+        const payload: ValidateKeyPayload = { workspace: ws, model_id: sub.model_id, submission_id: sub.id, token_hash: sub.token_hash, channel: sub.channel, lang: sub.lang };
+        await validateRunner.enqueue(JOB_VALIDATE_KEY, payload, { jobId: `validate-${sub.id}` });
+      }
+    }
+  }
 
   let started = false;
   const app: App = {
@@ -203,7 +222,10 @@ export async function createApp(opts: AppOptions): Promise<App> {
       started = true;
       await boxKeys.current(); // create the form key pair before the first request
       const url = await server.listen({ port: config.port, host: config.host });
-      if (runWorker) await validateRunner.start();
+      if (runWorker) {
+        await validateRunner.start();
+        await requeuePending();
+      }
       await notifyRunner.start();
       for (const ch of channels) await ch.start((msg) => router.handle(msg, ch));
       logger.info({ url, store: store.kind, queue: validateRunner.kind, channels: channels.map((c) => c.name) }, 'byok-bot started');

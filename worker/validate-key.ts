@@ -70,13 +70,18 @@ export function validateKeyHandler(deps: ValidateDeps) {
       }
     } catch (e) {
       wipe(secrets);
-      await finish('rejected', isByokError(e) && e.code === 'stale_key_id' ? 'The form was out of date; open a new one.' : 'The sealed key could not be opened.');
+      // Only a definite answer about the box itself is final; a store hiccup is retried, so
+      // a key is never lost to an infrastructure error.
+      if (!isByokError(e) || (e.code !== 'stale_key_id' && e.code !== 'invalid_input')) throw e;
+      await finish('rejected', e.code === 'stale_key_id' ? 'The form was out of date; open a new one.' : 'The sealed key could not be opened.');
       throw new UnrecoverableError('sealed box did not open');
     }
 
     let result: ProbeResult;
     try {
       result = await probe(model, secrets);
+      // A newer form submitted meanwhile replaced this submission: its job decides, not this one.
+      if (!(await current())) return 'superseded';
       if (result.outcome === 'ok') {
         for (const [env, key] of Object.entries(secrets)) await deps.vault.put(workspace, env, key);
         const masked = maskKey(secrets[model.api_key_env]);
@@ -95,9 +100,18 @@ export function validateKeyHandler(deps: ValidateDeps) {
     }
     throw new TransientVendorError(result.outcome, result.retryAfterMs);
 
+    async function current(): Promise<boolean> {
+      return (await deps.submissions.get(workspace, submission_id)) !== undefined;
+    }
+
+    /**
+     * Reports, then removes the submission last: a crash before the end leaves it in place,
+     * so the job (or the start-up sweep) runs again; the notify job id makes a repeat harmless
+     * while the first notification is queued. Validate jobs for one submission share one job
+     * id, so two never run at once.
+     */
     async function finish(outcome: string, message?: string, masked?: string): Promise<void> {
-      // Only the call that removes the submission reports, so a re-run never notifies twice.
-      if (!(await deps.submissions.remove(workspace, submission_id))) return;
+      if (!(await current())) return;
       await deps.requests.setStatus(
         sub!.token_hash,
         outcome === 'ok' ? { status: 'ok', masked_key: masked } : { code: outcome, message: message ?? outcome, what_to_do: WHAT_TO_DO[outcome as VendorOutcome] ?? 'none' },
@@ -105,6 +119,7 @@ export function validateKeyHandler(deps: ValidateDeps) {
       // After the status: whoever is notified can read the result on the page at once.
       const payload: NotifyPayload = { channel: sub!.channel, workspace, model_id: model.id, outcome, masked_key: masked, message };
       await deps.notifyQueue.enqueue(JOB_NOTIFY, payload, { jobId: `notify-${submission_id}` });
+      await deps.submissions.remove(workspace, submission_id);
     }
   };
 }

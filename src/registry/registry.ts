@@ -22,6 +22,7 @@ import {
 } from '../vendors/template-schema.ts';
 import { findTemplate, loadTemplates, suggestTemplates, TemplateError } from '../vendors/templates.ts';
 import { parseExample } from './parse-example.ts';
+import { vendorFetch } from '../vendors/net.ts';
 import { editDistance, envVarFromHost, idBase, MODEL_ID_RE, nameKey, newModelId } from './slug.ts';
 import { MODEL_SELECTOR_PREFIX, type CustomModel, type ModelStatus } from './types.ts';
 
@@ -545,7 +546,8 @@ interface RegisterOptions {
 export function createRegistry(deps: RegistryDeps): Registry {
   const store = deps.store;
   const keys = deps.keys ?? envKeySource(deps.env ?? process.env);
-  const doFetch = deps.fetch ?? globalThis.fetch;
+  // Discovery sends the stored key: it goes through the same SSRF-safe network layer as the relay.
+  const doFetch = deps.fetch ?? (vendorFetch as typeof fetch);
   const now = deps.now ?? (() => new Date());
   const catalog = makeCatalog(deps.templates);
   const discoveryTimeout = deps.discoveryTimeoutMs ?? DISCOVERY_TIMEOUT_MS;
@@ -622,7 +624,8 @@ export function createRegistry(deps: RegistryDeps): Registry {
   /** Refuses sending one stored key to two different hosts in one workspace. */
   function checkKeyHost(models: CustomModel[], envVar: string, baseUrl: string, selfId?: string): void {
     const host = keyHostOf(baseUrl);
-    const other = models.find((m) => m.status !== 'removed' && m.id !== selfId && m.api_key_env === envVar && keyHostOf(m.base_url) !== host);
+    // Removed models count too: their key stays in the vault and stays bound to their host.
+    const other = models.find((m) => m.id !== selfId && m.api_key_env === envVar && keyHostOf(m.base_url) !== host);
     if (other) {
       throw new ByokError(
         'conflict',
@@ -956,7 +959,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
         const requested = args.api_key_env !== undefined ? checkEnvVar(args.api_key_env) : undefined;
         const existing = await readModels(ws);
         const usedElsewhere = (v: string) =>
-          !!ownerOf(v) || existing.some((m) => m.status !== 'removed' && m.api_key_env === v && keyHostOf(m.base_url) !== keyHostOf(baseUrl));
+          !!ownerOf(v) || existing.some((m) => m.api_key_env === v && keyHostOf(m.base_url) !== keyHostOf(baseUrl));
         const long = host.replace(/\.[a-z]+(:\d+)?$/, '').toUpperCase().replace(/[^A-Z0-9]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 48);
         const candidates = [requested, sameHost?.env_var, envVarFromHost(host), /^[A-Z]/.test(long) ? `${long}_API_KEY` : undefined].filter(
           (v): v is string => !!v,
@@ -1068,6 +1071,16 @@ export function createRegistry(deps: RegistryDeps): Registry {
         if (c.base_url !== undefined) {
           if (c.base_url === null || c.base_url === '') throw invalid('base_url cannot be cleared; give the endpoint root URL', { field: 'base_url' });
           baseUrl = checkBaseUrl(c.base_url, warnings);
+        }
+        if (baseUrl !== undefined && current && !current.key_optional && keyHostOf(baseUrl) !== keyHostOf(current.base_url)) {
+          // The stored key was checked against the current host: it is never sent to another.
+          if (await keyStored(ws, [current.api_key_env, ...current.extra_env_vars])) {
+            throw new ByokError(
+              'conflict',
+              `the stored ${current.api_key_env} key was checked against ${hostOf(current.base_url)} and is only sent there; register ${hostOf(baseUrl)} as a new model with its own key (/byok example or byok add)`,
+              { field: 'base_url' },
+            );
+          }
         }
         const maxTokens = c.max_tokens !== undefined ? checkMaxTokens(c.max_tokens) : undefined;
         if (c.capabilities !== undefined) checkCapabilities(c.capabilities, DEFAULT_CAPABILITIES);

@@ -84,7 +84,7 @@ export interface SecureInputDeps {
    */
   verifyLaunch?: (record: EnvInputRecord, req: FastifyRequest) => Promise<boolean>;
   /** Behind a reverse proxy: trust X-Forwarded-For for the client IP (rate limits). */
-  trustProxy?: boolean | string | string[];
+  trustProxy?: boolean | string | string[] | ((address: string, hop: number) => boolean);
   /** Maximum POST body, bytes (default 16 KiB). */
   bodyLimit?: number;
 }

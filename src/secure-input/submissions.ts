@@ -41,6 +41,15 @@ export class Submissions {
     return (await this.store.getDoc<SubmissionsDoc>(workspace, DOC))?.[id];
   }
 
+  async list(workspace: string): Promise<Submission[]> {
+    return Object.values((await this.store.getDoc<SubmissionsDoc>(workspace, DOC)) ?? {});
+  }
+
+  /** Workspaces holding pending submissions (the start-up sweep). */
+  workspaces(): Promise<string[]> {
+    return this.store.listScopes(DOC);
+  }
+
   async forModel(workspace: string, modelId: string): Promise<Submission | undefined> {
     const doc = (await this.store.getDoc<SubmissionsDoc>(workspace, DOC)) ?? {};
     return Object.values(doc).find((s) => s.model_id === modelId);

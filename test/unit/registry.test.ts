@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { configureVendorNet, getDefaultNetOptions } from '../../src/vendors/net.ts';
 import { createRegistry, envKeySource, type KeySource, type Registry } from '../../src/registry/index.ts';
 import { FileStore } from '../../src/store/file-store.ts';
 import { loadTemplates } from '../../src/vendors/templates.ts';
@@ -364,6 +365,29 @@ describe('update', () => {
   });
 });
 
+describe('a stored key stays bound to the host it was validated against', () => {
+  it('update may move an endpoint only while no key is stored for it', async () => {
+    const m = must(await reg.add('local', { upstream_model: 'm-1', base_url: 'https://api.one.example/v1', api_key_env: 'ONE_API_KEY' })).model;
+    must(await reg.update('local', m.id, { base_url: 'https://api.two.example/v1' }));
+    keys.set('local', 'ONE_API_KEY', SECRET);
+    const moved = await reg.update('local', m.id, { base_url: 'https://evil.example.com/v1' });
+    expect(moved.ok).toBe(false);
+    expect(!moved.ok && moved.code).toBe('conflict');
+    expect(!moved.ok && moved.error).toMatch(/api\.two\.example/);
+    // The same host with another path is fine.
+    must(await reg.update('local', m.id, { base_url: 'https://api.two.example/v2' }));
+  });
+
+  it('a removed model keeps its key bound: a new endpoint gets a key name of its own', async () => {
+    const m = must(await reg.add('local', { upstream_model: 'm-1', base_url: 'https://h1.example/v1', api_key_env: 'MYP_API_KEY' })).model;
+    keys.set('local', 'MYP_API_KEY', SECRET);
+    must(await reg.remove('local', m.id));
+    const other = must(await reg.add('local', { upstream_model: 'm-2', base_url: 'https://h2.example/v1', api_key_env: 'MYP_API_KEY' }));
+    expect(other.model.api_key_env).not.toBe('MYP_API_KEY');
+    expect(other.need_env_input?.env_vars).toEqual([other.model.api_key_env]);
+  });
+});
+
 describe('set_status / set_key_status', () => {
   it('records status and a scrubbed last_error; refuses for removed models', async () => {
     const a = must(await reg.add_template('local', 'openai'));
@@ -434,6 +458,24 @@ describe('list_vendor_models', () => {
   function localQwen(): Template[] {
     return loadTemplates().map((t) => (t.id === 'qwen' ? { ...t, base_url: base } : t));
   }
+
+  // The fake vendor listens on 127.0.0.1: the operator switch allows it, as for every fake vendor.
+  const netBefore = getDefaultNetOptions();
+  beforeAll(() => configureVendorNet({ allowPrivate: true, allowlist: [] }));
+  afterAll(() => configureVendorNet(netBefore));
+
+  it('discovery goes through the SSRF guard: a private address is refused without the operator switch', async () => {
+    configureVendorNet({ allowPrivate: false, allowlist: [] });
+    try {
+      const r2 = createRegistry({ store, keys, templates: localQwen() });
+      keys.set('local', 'DASHSCOPE_API_KEY', SECRET);
+      const r = must(await r2.list_vendor_models('local', 'qwen'));
+      expect(r.source).toBe('curated');
+      expect(seen).toHaveLength(0);
+    } finally {
+      configureVendorNet({ allowPrivate: true, allowlist: [] });
+    }
+  });
 
   it('live /models with the stored key as Bearer; curated entries enriched', async () => {
     const r2 = createRegistry({ store, keys, templates: localQwen() });
