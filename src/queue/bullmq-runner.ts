@@ -6,6 +6,7 @@ import {
   assertJobId,
   checkRetry,
   isUnrecoverable,
+  retryDelay,
   toError,
   type FinalFailure,
   type FinalFailureHandler,
@@ -36,15 +37,15 @@ export interface BullMQRunnerOptions {
   logger?: RunnerLogger;
 }
 
-/** Custom backoff type carrying its cap, used only when the cap can bind (see backoffFor). */
+/** Custom backoff type carrying its cap (see backoffFor): workers started with another policy still honour it. */
 const CAPPED = 'capped-exponential-';
 
 /**
  * The distributed runner. A Queue produces (bot processes), a Worker created by `start()`
  * consumes (`npm run worker`), in any number of processes sharing one Redis.
- * - Retries: `attempts` + exponential `backoff` (BullMQ's built-in, delay = retry.backoffMs).
- *   When the policy's cap could bind, a custom strategy named after the cap is used so
- *   `maxBackoffMs` holds even for workers started with another policy.
+ * - Retries: `attempts` + capped exponential backoff (delay = retry.backoffMs), through a
+ *   custom strategy named after the cap, so that `maxBackoffMs` holds even for workers
+ *   started with another policy and a vendor's Retry-After stretches the wait (retryDelay).
  * - `UnrecoverableError` fails a job at once, without burning retries (BullMQ's rule).
  * - `removeOnComplete` / `removeOnFail`: nothing of a finished job stays in Redis.
  *   Handler return values are dropped (the worker returns null) so they never reach the
@@ -211,18 +212,16 @@ export class BullMQRunner implements HookedJobRunner {
   }
 }
 
-/** BullMQ's built-in exponential when the cap can never bind (the common case), else the capped variant. */
+/** Our own strategy (see retryDelay): capped exponential, stretched to a vendor's Retry-After. */
 export function backoffFor(retry: RetryPolicy): JobsOptions['backoff'] {
   if (retry.attempts <= 1 || retry.backoffMs <= 0) return undefined;
-  const largest = retry.backoffMs * 2 ** Math.max(0, retry.attempts - 2);
-  if (largest <= retry.maxBackoffMs) return { type: 'exponential', delay: retry.backoffMs };
   return { type: `${CAPPED}${Math.round(retry.maxBackoffMs)}`, delay: retry.backoffMs };
 }
 
-function cappedBackoff(attemptsMade: number, type?: string, _err?: Error, job?: { opts: JobsOptions }): number {
+function cappedBackoff(attemptsMade: number, type?: string, err?: Error, job?: { opts: JobsOptions }): number {
   if (!type?.startsWith(CAPPED)) throw new Error(`unknown backoff strategy ${type}`);
   const cap = Number(type.slice(CAPPED.length));
   const backoff = job?.opts.backoff;
   const base = typeof backoff === 'object' ? (backoff.delay ?? 0) : Number(backoff ?? 0);
-  return Math.min(Math.round(base * 2 ** (attemptsMade - 1)), cap);
+  return retryDelay({ attempts: Number.MAX_SAFE_INTEGER, backoffMs: base, maxBackoffMs: cap }, attemptsMade, err);
 }

@@ -37,6 +37,19 @@ export function backoffDelay(retry: RetryPolicy, failedAttempts: number): number
   return Math.min(Math.round(retry.backoffMs * 2 ** (failedAttempts - 1)), retry.maxBackoffMs);
 }
 
+/** The longest wait a vendor's Retry-After may impose on one retry. */
+export const RETRY_AFTER_MAX_MS = 5 * 60_000;
+
+/**
+ * The delay both runners use: the exponential backoff, or longer when the error says how
+ * long the vendor wants us to wait (`retryAfterMs`, from a 429's Retry-After), bounded.
+ */
+export function retryDelay(retry: RetryPolicy, failedAttempts: number, err?: unknown): number {
+  const base = backoffDelay(retry, failedAttempts);
+  const after = (err as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+  return typeof after === 'number' && after > base ? Math.min(Math.round(after), RETRY_AFTER_MAX_MS) : base;
+}
+
 /** BullMQ's rules for custom job ids, enforced by both runners so they behave alike. */
 export function assertJobId(jobId: string): void {
   if (typeof jobId !== 'string' || jobId === '' || jobId.length > 256) throw new ByokError('invalid_input', 'job id must be a non-empty string');
@@ -180,7 +193,7 @@ export class InProcessRunner implements HookedJobRunner {
       if (!unrecoverable && job.failed < this.retry.attempts) {
         // Shutting down: drop the retry quietly rather than report a final failure.
         if (this.closed) this.jobs.delete(job.id);
-        else this.schedule(job, backoffDelay(this.retry, job.failed));
+        else this.schedule(job, retryDelay(this.retry, job.failed, e));
         return;
       }
       this.jobs.delete(job.id);

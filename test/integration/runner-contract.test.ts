@@ -60,6 +60,20 @@ export function runnerContract(name: string, make: MakeRunner): void {
       expect(finals).toEqual([]);
     });
 
+    it("waits at least a vendor's Retry-After before the next try", async () => {
+      const r = open({ attempts: 3, backoffMs: 20, maxBackoffMs: 1_000 });
+      const at: number[] = [];
+      r.register('limited', async (_d, ctx) => {
+        at.push(Date.now());
+        if (ctx.attempt === 1) throw Object.assign(new Error('vendor 429'), { retryAfterMs: 300 });
+      });
+      await r.start();
+      await r.enqueue('limited', { n: 1 });
+      await r.drain();
+      expect(at).toHaveLength(2);
+      expect(at[1] - at[0]).toBeGreaterThanOrEqual(280); // not the 20 ms backoff
+    });
+
     it('does not retry an UnrecoverableError, and reports it as final', async () => {
       const r = open({ attempts: 5, backoffMs: 20, maxBackoffMs: 1_000 });
       let calls = 0;
