@@ -196,6 +196,7 @@ export async function createApp(opts: AppOptions): Promise<App> {
   }
 
   let started = false;
+  let sweeper: NodeJS.Timeout | undefined;
   const app: App = {
     config,
     logger,
@@ -226,12 +227,18 @@ export async function createApp(opts: AppOptions): Promise<App> {
         await validateRunner.start();
         await requeuePending();
       }
+      if (store.sweepExpired) {
+        await store.sweepExpired();
+        sweeper = setInterval(() => void store.sweepExpired!().catch((e) => logger.warn({ err: e }, 'sweep of expired values failed')), 60 * 60_000);
+        sweeper.unref();
+      }
       await notifyRunner.start();
       for (const ch of channels) await ch.start((msg) => router.handle(msg, ch));
       logger.info({ url, store: store.kind, queue: validateRunner.kind, channels: channels.map((c) => c.name) }, 'byok-bot started');
       return { url };
     },
     async stop() {
+      if (sweeper) clearInterval(sweeper);
       for (const ch of channels) await ch.stop().catch((e) => logger.warn({ err: e }, 'channel stop failed'));
       await server.close();
       await validateRunner.close();

@@ -155,6 +155,44 @@ export class FileStore implements Store {
     fsSync.rmSync(this.ephemeralPath(key), { force: true });
   }
 
+  /**
+   * Removes expired one-time values and leftovers of a crash mid-take or mid-write. Redis
+   * expires its own keys; files would otherwise stay until read again. (A value re-put at the
+   * very moment its predecessor is swept could be lost; keys here are per token, never re-put
+   * after expiry.)
+   */
+  async sweepExpired(now = Date.now()): Promise<number> {
+    const dir = path.join(this.dataDir, 'ephemeral');
+    let names: string[];
+    try {
+      names = await fs.readdir(dir);
+    } catch {
+      return 0;
+    }
+    let removed = 0;
+    for (const name of names) {
+      const file = path.join(dir, name);
+      try {
+        if (name.endsWith('.json')) {
+          const rec = JSON.parse(await fs.readFile(file, 'utf8')) as { expires?: number };
+          if (!(typeof rec.expires === 'number' && rec.expires > now)) {
+            await fs.rm(file, { force: true });
+            removed++;
+          }
+        } else if (/\.taken-[0-9a-f]+$|\.tmp$/.test(name)) {
+          const st = await fs.stat(file);
+          if (now - st.mtimeMs > 60_000) {
+            await fs.rm(file, { force: true });
+            removed++;
+          }
+        }
+      } catch {
+        /* taken or replaced meanwhile */
+      }
+    }
+    return removed;
+  }
+
   /** Rate counters are per process in the embedded mode (one process serves everything). */
   async incr(key: string, ttlMs: number): Promise<number> {
     const now = Date.now();

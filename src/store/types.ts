@@ -32,6 +32,9 @@ export interface Store {
   /** Increments a counter that expires `ttlMs` after its first increment. */
   incr(key: string, ttlMs: number): Promise<number>;
 
+  /** Removes expired values a backend does not expire itself (the file store); returns how many. */
+  sweepExpired?(): Promise<number>;
+
   close(): Promise<void>;
 }
 

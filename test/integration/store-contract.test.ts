@@ -204,6 +204,28 @@ storeContract('FileStore', async () => {
   };
 });
 
+describe('FileStore specifics', () => {
+  it('sweepExpired removes expired one-time values and stale leftovers, keeps live ones', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'byok-sweep-'));
+    try {
+      const s = new FileStore(dir);
+      await s.putEphemeral('old', 'x', 1);
+      await s.putEphemeral('live', 'y', 60_000);
+      const eph = path.join(dir, 'ephemeral');
+      const stale = path.join(eph, 'abc.json.taken-0123ab');
+      await fs.writeFile(stale, '{}');
+      const past = new Date(Date.now() - 5 * 60_000);
+      await fs.utimes(stale, past, past);
+      await sleep(10);
+      expect(await s.sweepExpired()).toBe(2);
+      expect(await s.getEphemeral('live')).toBe('y');
+      expect((await fs.readdir(eph)).length).toBe(1);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('Redis backend', () => {
   const redisCtx = useTestRedis('store');
 
