@@ -7,7 +7,7 @@ import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../registry/types.ts';
 import { detectKeys, vendorHintForKinds } from '../secrets/detector.ts';
 import type { Store } from '../store/types.ts';
 import type { EnvInputParams, RequestResult } from '../secure-input/tokens.ts';
-import { findTemplate, getTemplate, loadTemplates, normalize, suggestTemplates } from '../vendors/templates.ts';
+import { editDistance, findTemplate, getTemplate, loadTemplates, normalize, suggestTemplates } from '../vendors/templates.ts';
 import type { Template } from '../vendors/template-schema.ts';
 import type { ProbeResult } from '../vendors/types.ts';
 import { outcomeText } from './outcomes.ts';
@@ -599,18 +599,4 @@ function closest(query: string, candidates: string[]): string[] {
     .filter((x) => x.d <= Math.max(2, Math.floor(x.c.length / 3)))
     .sort((a, b) => a.d - b.d)
     .map((x) => x.c);
-}
-
-function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0];
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j];
-      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length];
 }

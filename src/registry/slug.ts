@@ -58,23 +58,8 @@ export function nameKey(name: string): string {
   return s || name.normalize('NFKC').trim().toLowerCase().replace(/\s+/g, ' ');
 }
 
-/** Levenshtein distance, capped work for long inputs (used for suggestions only). */
-export function editDistance(a: string, b: string): number {
-  a = a.slice(0, 80);
-  b = b.slice(0, 80);
-  const prev = new Array<number>(b.length + 1);
-  for (let j = 0; j <= b.length; j++) prev[j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0];
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j];
-      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
-    }
-  }
-  return prev[b.length];
-}
+/** Edit distance for suggestions: one implementation, shared with the template lookups. */
+export { editDistance } from '../vendors/templates.ts';
 
 /** Suggests an env var name for a key from an endpoint host: `api.fireworks.ai` → `FIREWORKS_API_KEY`. */
 export function envVarFromHost(host: string): string {

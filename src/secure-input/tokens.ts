@@ -38,18 +38,9 @@ export interface EnvInputParams {
 }
 
 /** What is stored for a live token (no secret in it: the token itself is never stored). */
-export interface EnvInputRecord {
+export interface EnvInputRecord extends Omit<EnvInputParams, 'lang' | 'force'> {
   v: 1;
   token_hash: string;
-  workspace: string;
-  channel: ChannelRef;
-  env_vars: string[];
-  reason: string;
-  model_id: string;
-  vendor: string;
-  vendor_name: string;
-  model_name: string;
-  homepage: string;
   lang: Lang;
   created_at: string;
   expires_at: string;

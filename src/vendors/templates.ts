@@ -216,8 +216,9 @@ function isPossessiveOf(word: string, alias: string): boolean {
 
 /** Damerau-Levenshtein (optimal string alignment) distance. */
 export function editDistance(a: string, b: string): number {
-  const A = [...a];
-  const B = [...b];
+  // Names and ids are short; a long user input is compared by its start (bounded cost).
+  const A = [...a].slice(0, 80);
+  const B = [...b].slice(0, 80);
   const d: number[][] = Array.from({ length: A.length + 1 }, (_, i) => {
     const row = new Array<number>(B.length + 1).fill(0);
     row[0] = i;

@@ -103,6 +103,18 @@
     }
   }
 
+  /** The status code and JSON body of a response (an empty object when the body is not JSON). */
+  function readJson(res) {
+    return res.json().then(
+      function (data) {
+        return { code: res.status, data: data };
+      },
+      function () {
+        return { code: res.status, data: {} };
+      },
+    );
+  }
+
   var pollTimer = null;
   var pollStarted = 0;
   var POLL_MS = 1000;
@@ -110,16 +122,7 @@
 
   function poll() {
     fetch(statusPath, { method: 'GET', credentials: 'same-origin', cache: 'no-store', referrerPolicy: 'no-referrer' })
-      .then(function (res) {
-        return res.json().then(
-          function (data) {
-            return { code: res.status, data: data };
-          },
-          function () {
-            return { code: res.status, data: {} };
-          },
-        );
-      })
+      .then(readJson)
       .then(function (r) {
         var d = r.data || {};
         if (r.code === 200 && d.status === 'ok') {
@@ -205,16 +208,7 @@
       cache: 'no-store',
       referrerPolicy: 'no-referrer',
     })
-      .then(function (res) {
-        return res.json().then(
-          function (data) {
-            return { code: res.status, data: data };
-          },
-          function () {
-            return { code: res.status, data: {} };
-          },
-        );
-      })
+      .then(readJson)
       .then(function (r) {
         var d = r.data || {};
         if (r.code === 202) {
