@@ -14,13 +14,13 @@ import { redactKeys } from './secrets/detector.ts';
 import { loadMasterKeys } from './secrets/master-key.ts';
 import { Vault } from './secrets/vault.ts';
 import { buildServer, type RateLimits } from './secure-input/server.ts';
-import { Submissions } from './secure-input/submissions.ts';
+import { Submissions, type Submission } from './secure-input/submissions.ts';
+import { withModelSecrets } from './secrets/model-secrets.ts';
 import { EnvInputRequests } from './secure-input/tokens.ts';
 import { createStore } from './store/index.ts';
 import type { Store } from './store/types.ts';
 import { configureVendorNet } from './vendors/net.ts';
-import type { CustomModel } from './registry/types.ts';
-import type { ProbeResult, Secrets } from './vendors/types.ts';
+import type { ProbeResult } from './vendors/types.ts';
 import { getWire } from './vendors/wires/index.ts';
 
 export interface AppOptions {
@@ -111,11 +111,10 @@ export async function createApp(opts: AppOptions): Promise<App> {
   const notifier = new Notifier({ registry, logger });
   notifyRunner.register<NotifyPayload>(JOB_NOTIFY, (p) => notifier.deliver(p));
 
-  async function openSecrets<T>(ws: string, model: CustomModel, fn: (s: Secrets) => Promise<T>): Promise<T | undefined> {
-    const names = model.key_optional ? [] : [model.api_key_env, ...model.extra_env_vars];
-    const step = async (i: number, acc: Secrets): Promise<T | undefined> =>
-      i === names.length ? fn(acc) : vault.withKey(ws, names[i], (k) => step(i + 1, { ...acc, [names[i]]: k }));
-    return step(0, {});
+  /** The validate-key job of a sealed submission; its job id is the submission's. */
+  function enqueueValidation(ws: string, sub: Submission): Promise<string> {
+    const payload: ValidateKeyPayload = { workspace: ws, model_id: sub.model_id, submission_id: sub.id, token_hash: sub.token_hash, channel: sub.channel, lang: sub.lang };
+    return validateRunner.enqueue(JOB_VALIDATE_KEY, payload, { jobId: `validate-${sub.id}` });
   }
 
   const router = new ChatRouter({
@@ -130,13 +129,12 @@ export async function createApp(opts: AppOptions): Promise<App> {
       if (!sub) return false;
       await submissions.bumpRound(ws, sub.id);
       await registry.set_status(ws, modelId, 'validating');
-      const payload: ValidateKeyPayload = { workspace: ws, model_id: modelId, submission_id: sub.id, token_hash: sub.token_hash, channel: sub.channel, lang: sub.lang };
       // Same job id as the submission's own job: a retest while it still runs is a no-op.
-      await validateRunner.enqueue(JOB_VALIDATE_KEY, payload, { jobId: `validate-${sub.id}` });
+      await enqueueValidation(ws, sub);
       return true;
     },
     async probeStored(ws, model): Promise<ProbeResult> {
-      const r = await openSecrets<ProbeResult>(ws, model, (secrets) => getWire(model.wire).probe(model, secrets));
+      const r = await withModelSecrets(vault, ws, model, (secrets) => getWire(model.wire).probe(model, secrets));
       return r ?? { outcome: 'invalid_key', message: 'no key stored' };
     },
   });
@@ -163,15 +161,7 @@ export async function createApp(opts: AppOptions): Promise<App> {
         lang: record.lang,
       });
       await registry.set_status(record.workspace, record.model_id, 'validating');
-      const payload: ValidateKeyPayload = {
-        workspace: record.workspace,
-        model_id: record.model_id,
-        submission_id: sub.id,
-        token_hash: ctx.token_hash,
-        channel: record.channel,
-        lang: record.lang,
-      };
-      await validateRunner.enqueue(JOB_VALIDATE_KEY, payload, { jobId: `validate-${sub.id}` });
+      await enqueueValidation(record.workspace, sub);
     },
     async verifyLaunch(record, req) {
       const ch = channels.find((c) => c.name === record.channel.channel);
@@ -188,10 +178,7 @@ export async function createApp(opts: AppOptions): Promise<App> {
    */
   async function requeuePending(): Promise<void> {
     for (const ws of await submissions.workspaces()) {
-      for (const sub of await submissions.list(ws)) {
-        const payload: ValidateKeyPayload = { workspace: ws, model_id: sub.model_id, submission_id: sub.id, token_hash: sub.token_hash, channel: sub.channel, lang: sub.lang };
-        await validateRunner.enqueue(JOB_VALIDATE_KEY, payload, { jobId: `validate-${sub.id}` });
-      }
+      for (const sub of await submissions.list(ws)) await enqueueValidation(ws, sub);
     }
   }
 

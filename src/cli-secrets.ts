@@ -11,9 +11,9 @@ import type { Store } from './store/types.ts';
 import { configureVendorNet } from './vendors/net.ts';
 import { getTemplate } from './vendors/templates.ts';
 import { getWire } from './vendors/wires/index.ts';
-import type { Secrets } from './vendors/types.ts';
 import { validateKeyHandler } from '../worker/validate-key.ts';
 import { createLogger } from './log.ts';
+import { withModelSecrets } from './secrets/model-secrets.ts';
 import type { CommandContext, CommandSpec } from './cli.ts';
 
 /**
@@ -127,10 +127,7 @@ export const secretCommands: Record<string, CommandSpec> = {
           return { ok: false, code: 'rejected', model_id: model.id, outcome, error: `the vendor answered ${outcome}` };
         }
       }
-      const names = model.key_optional ? [] : [model.api_key_env, ...model.extra_env_vars];
-      const probe = async (i: number, acc: Secrets): Promise<unknown> =>
-        i === names.length ? getWire(model.wire).probe(model, acc) : vault.withKey(ctx.workspace, names[i]!, (k) => probe(i + 1, { ...acc, [names[i]!]: k }));
-      const result = (await probe(0, {})) as { outcome: string; message?: string } | undefined;
+      const result = await withModelSecrets(vault, ctx.workspace, model, (secrets) => getWire(model.wire).probe(model, secrets));
       if (!result) return { ok: false, code: 'need_env_input', error: `no key stored for custom/${model.id}; run byok request-key ${model.id}` };
       if (result.outcome === 'ok') {
         await ctx.registry().set_status(ctx.workspace, model.id, 'active');

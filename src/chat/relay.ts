@@ -7,6 +7,7 @@ import type { Registry } from '../registry/registry.ts';
 import { getWire } from '../vendors/wires/index.ts';
 import type { ChatMessage, Secrets, StreamEvent } from '../vendors/types.ts';
 import { outcomeText } from './outcomes.ts';
+import { withModelSecrets } from '../secrets/model-secrets.ts';
 import type { PlatformModels } from './platform.ts';
 import { splitMessage } from './split.ts';
 import type { ChatStateStore } from './state.ts';
@@ -110,16 +111,11 @@ export class Relay {
     return this.deps.platform?.models.find((m) => m.id === selector);
   }
 
-  /** Opens every secret of the model (main key and extras), nested so all are wiped after. */
+  /** Opens every secret of the model; a key deleted since the presence check is invalid_key. */
   private async withSecrets<T>(owner: string, model: CustomModel, fn: (s: Secrets) => Promise<T>): Promise<T> {
-    const names = model.key_optional ? [] : [model.api_key_env, ...model.extra_env_vars];
-    const open = async (i: number, acc: Secrets): Promise<T> => {
-      if (i === names.length) return fn(acc);
-      const r = await this.deps.vault.withKey(owner, names[i], (key) => open(i + 1, { ...acc, [names[i]]: key }));
-      if (r === undefined) throw Object.assign(new Error('key missing'), { outcome: 'invalid_key' });
-      return r;
-    };
-    return open(0, {});
+    const r = await withModelSecrets(this.deps.vault, owner, model, fn);
+    if (r === undefined) throw Object.assign(new Error('key missing'), { outcome: 'invalid_key' });
+    return r;
   }
 
   private async withPlatformKey<T>(model: CustomModel, fn: (s: Secrets) => Promise<T>): Promise<T> {

@@ -1,0 +1,18 @@
+import type { CustomModel } from '../registry/types.ts';
+import type { Secrets } from '../vendors/types.ts';
+
+/** What is needed to open keys: the vault's scoped, wiping accessor. */
+export interface KeyOpener {
+  withKey<T>(workspace: string, envVar: string, fn: (key: Uint8Array) => Promise<T>): Promise<T | undefined>;
+}
+
+/**
+ * Opens every secret a model needs (main key and extras, none for key-optional models),
+ * nested, so each is wiped when `fn` settles. Undefined when one is not stored.
+ */
+export function withModelSecrets<T>(keys: KeyOpener, workspace: string, model: CustomModel, fn: (s: Secrets) => Promise<T>): Promise<T | undefined> {
+  const names = model.key_optional ? [] : [model.api_key_env, ...model.extra_env_vars];
+  const open = (i: number, acc: Secrets): Promise<T | undefined> =>
+    i === names.length ? fn(acc) : keys.withKey(workspace, names[i]!, (key) => open(i + 1, { ...acc, [names[i]!]: key }));
+  return open(0, {});
+}
