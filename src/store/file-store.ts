@@ -4,7 +4,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
 import { ByokError } from '../errors.ts';
-import { isValidWorkspace, SYSTEM_SCOPE, type Store } from './types.ts';
+import { bucketStep, checkBucket, isValidWorkspace, SYSTEM_SCOPE, type Store, type TokenBucketOptions } from './types.ts';
 
 /** Documents kept as YAML for people to read; everything else as JSON. */
 const YAML_DOCS = new Set(['custom_models']);
@@ -31,6 +31,7 @@ export class FileStore implements Store {
   readonly kind = 'file' as const;
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly counters = new Map<string, { n: number; expires: number }>();
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private readonly parsed = new Map<string, { text: string; value: unknown }>();
 
   constructor(readonly dataDir: string) {}
@@ -153,6 +154,48 @@ export class FileStore implements Store {
 
   async deleteEphemeral(key: string): Promise<void> {
     fsSync.rmSync(this.ephemeralPath(key), { force: true });
+  }
+
+  /**
+   * Exclusive create of the value's file (O_EXCL): atomic across processes on one data dir.
+   * An expired value still on disk is claimed by renaming it away first (rename is atomic:
+   * of two claimers only one moves it), then the create races as usual.
+   */
+  async putEphemeralIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    const file = this.ephemeralPath(key);
+    const text = JSON.stringify({ value, expires: Date.now() + ttlMs });
+    // Written whole to a temp file and hard-linked into place: the link fails when the name
+    // exists, and no reader ever sees a half-written value.
+    const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        try {
+          if (attempt === 0 || !fsSync.existsSync(tmp)) fsSync.writeFileSync(tmp, text, { mode: 0o600 });
+          fsSync.linkSync(tmp, file);
+          return true;
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'ENOENT') {
+            fsSync.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+            continue;
+          }
+          if (code !== 'EEXIST') throw e;
+        }
+        if ((await this.getEphemeral(key)) !== undefined) return false;
+        // Expired (getEphemeral removed it): try the link again.
+      }
+      return false;
+    } finally {
+      fsSync.rmSync(tmp, { force: true });
+    }
+  }
+
+  /** Token buckets are per process in the embedded mode (one process serves everything). */
+  async takeToken(bucket: string, opts: TokenBucketOptions): Promise<number> {
+    checkBucket(opts);
+    const { state, waitMs } = bucketStep(this.buckets.get(bucket), Date.now(), opts);
+    this.buckets.set(bucket, state);
+    return waitMs;
   }
 
   /**

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ByokError } from '../errors.ts';
 import { closeRedis, createRedis, isRedisClient } from '../redis.ts';
-import { isValidWorkspace, SYSTEM_SCOPE, type Store } from './types.ts';
+import { checkBucket, isValidWorkspace, SYSTEM_SCOPE, type Store, type TokenBucketOptions } from './types.ts';
 
 /**
  * Redis store: several bot and worker processes share one Redis.
@@ -61,6 +61,21 @@ local n = redis.call('INCR', KEYS[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n`;
 
+// KEYS[1] bucket hash; ARGV[1] rate per second, ARGV[2] burst, ARGV[3] reserve. Redis's own
+// clock, so every process sees one bucket. Returns 0 (a token taken) or the ms to wait.
+const TAKE_TOKEN = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local rate, burst, reserve = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local v = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens, at = tonumber(v[1]), tonumber(v[2])
+if tokens == nil or at == nil then tokens = burst else tokens = math.min(burst, tokens + math.max(0, now - at) * rate / 1000) end
+local wait = 0
+if tokens >= 1 + reserve then tokens = tokens - 1 else wait = math.max(1, math.ceil((1 + reserve - tokens) * 1000 / rate)) end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+return wait`;
+
 /** The scripts, defined on the client as commands (EVALSHA, EVAL on NOSCRIPT). */
 const SCRIPTS = {
   byokAcquireRead: { numberOfKeys: 2, lua: ACQUIRE_READ },
@@ -68,6 +83,7 @@ const SCRIPTS = {
   byokRelease: { numberOfKeys: 1, lua: RELEASE },
   byokRenew: { numberOfKeys: 1, lua: RENEW },
   byokIncrTtl: { numberOfKeys: 1, lua: INCR_TTL },
+  byokTakeToken: { numberOfKeys: 1, lua: TAKE_TOKEN },
 } as const;
 type ScriptName = keyof typeof SCRIPTS;
 type ScriptCall = (...args: Array<string | number>) => Promise<unknown>;
@@ -223,6 +239,15 @@ export class RedisStore implements Store {
 
   async deleteEphemeral(key: string): Promise<void> {
     await this.redis.del(this.ephKey(key));
+  }
+
+  async putEphemeralIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(this.ephKey(key), value, 'PX', ttl(ttlMs), 'NX')) === 'OK';
+  }
+
+  async takeToken(bucket: string, opts: TokenBucketOptions): Promise<number> {
+    checkBucket(opts);
+    return Number(await this.script('byokTakeToken')(`${this.prefix}bucket:${bucket}`, opts.ratePerSec, opts.burst, opts.reserve ?? 0));
   }
 
   async incr(key: string, ttlMs: number): Promise<number> {

@@ -179,6 +179,40 @@ export function storeContract(name: string, makeBacking: BackingFactory): void {
       }
     });
 
+    it('stores a value only when absent: one winner among concurrent claimers, again after expiry', async () => {
+      const a = open();
+      const b = open();
+      const wins = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).putEphemeralIfAbsent('tg-update:42', `p${i}`, 200)));
+      expect(wins.filter(Boolean)).toHaveLength(1);
+      const winner = wins.indexOf(true);
+      expect(await b.getEphemeral('tg-update:42')).toBe(`p${winner}`);
+      expect(await a.putEphemeralIfAbsent('tg-update:42', 'late', 200)).toBe(false);
+      await sleep(300);
+      expect(await a.putEphemeralIfAbsent('tg-update:42', 'after-expiry', 60_000)).toBe(true);
+      expect(await b.getEphemeral('tg-update:42')).toBe('after-expiry');
+    });
+
+    it('shares a token bucket: the burst, then waits; a reserve keeps tokens for others', async () => {
+      const a = open();
+      const opts = { ratePerSec: 10, burst: 5 };
+      const first = await Promise.all(Array.from({ length: 5 }, () => a.takeToken('bot:1', opts)));
+      expect(first).toEqual([0, 0, 0, 0, 0]);
+      const wait = await a.takeToken('bot:1', opts);
+      expect(wait).toBeGreaterThan(0);
+      expect(wait).toBeLessThanOrEqual(100);
+      // Another bucket is independent.
+      expect(await a.takeToken('bot:2', opts)).toBe(0);
+      await sleep(wait + 20);
+      expect(await a.takeToken('bot:1', opts)).toBe(0);
+      // With a reserve of 3, a take leaves at least 3 tokens behind.
+      const r = { ratePerSec: 1, burst: 5, reserve: 3 };
+      expect(await a.takeToken('bot:3', r)).toBe(0);
+      expect(await a.takeToken('bot:3', r)).toBe(0);
+      expect(await a.takeToken('bot:3', r)).toBeGreaterThan(0);
+      expect(await a.takeToken('bot:3', { ...r, reserve: 0 })).toBe(0);
+      await expect(a.takeToken('bot:4', { ratePerSec: 0, burst: 1 })).rejects.toThrow(/token bucket/);
+    });
+
     it('counts with incr and restarts the count after the TTL', async () => {
       const s = open();
       expect(await s.incr('rl:ip:1', 250)).toBe(1);
@@ -222,6 +256,22 @@ describe('FileStore specifics', () => {
       expect((await fs.readdir(eph)).length).toBe(1);
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Redis token bucket across instances', () => {
+  const r = useTestRedis();
+  it('two stores (processes) spend one budget', async () => {
+    const a = new RedisStore(r.url, r.prefix);
+    const b = new RedisStore(r.url, r.prefix);
+    try {
+      const opts = { ratePerSec: 1, burst: 6 };
+      const got = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? a : b).takeToken('shared', opts)));
+      expect(got.filter((w) => w === 0)).toHaveLength(6);
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 });
