@@ -187,7 +187,7 @@ async function setup(mode: 'inprocess' | 'bullmq', gen: Generator): Promise<{ ap
   const port = await freePort();
   const prefix = `byokbench:${randomBytes(4).toString('hex')}:`;
   const env: Record<string, string> = { BYOK_DATA_DIR: dataDir, PORT: String(port), LOG_LEVEL: 'warn' };
-  if (mode === 'bullmq') Object.assign(env, { REDIS_URL, BYOK_REDIS_PREFIX: prefix });
+  if (mode === 'bullmq') Object.assign(env, { REDIS_URL, BYOK_REDIS_PREFIX: prefix, BYOK_MASTER_KEY: randomBytes(32).toString('base64') });
   const config = loadConfig(env);
   const app = await createApp({
     config,

@@ -3,7 +3,8 @@ import { ByokError } from './errors.ts';
 import type { ChannelRef } from './queue/types.ts';
 import type { KeySource } from './registry/registry.ts';
 import { BoxKeys } from './secrets/box-keys.ts';
-import { loadMasterKeys, type MasterKeyring } from './secrets/master-key.ts';
+import { loadCheckedMasterKeys, recordRotation } from './secrets/keyring-check.ts';
+import type { MasterKeyring } from './secrets/master-key.ts';
 import { Vault } from './secrets/vault.ts';
 import { Submissions } from './secure-input/submissions.ts';
 import { EnvInputRequests } from './secure-input/tokens.ts';
@@ -18,7 +19,8 @@ import type { CommandContext, CommandSpec } from './cli.ts';
 
 /**
  * CLI commands that touch the sealed side: one-time links, key tests, master-key rotation.
- * The master key ring is loaded lazily, so read-only commands never create master.key.
+ * The master key ring is loaded lazily, so read-only commands never create master.key, and
+ * checked against the store like a starting app (a mismatched key refuses, never seals).
  */
 const rings = new WeakMap<Store, Promise<MasterKeyring>>();
 
@@ -27,7 +29,7 @@ function ring(ctx: CommandContext): Promise<MasterKeyring> {
   let r = rings.get(store);
   if (!r) {
     const log = createLogger({ level: 'warn' });
-    r = loadMasterKeys(ctx.config(), { info: (m) => log.info(m), warn: (m) => log.warn(m) });
+    r = loadCheckedMasterKeys(store, ctx.config(), { info: (m) => log.info(m), warn: (m) => log.warn(m) });
     rings.set(store, r);
   }
   return r;
@@ -39,7 +41,7 @@ export function lazyVaultKeys(getStore: () => Store, getConfig: () => Config): K
   const v = () =>
     (vault ??= (async () => {
       const log = createLogger({ level: 'warn' });
-      const r = await loadMasterKeys(getConfig(), { info: (m) => log.info(m), warn: (m) => log.warn(m) });
+      const r = await loadCheckedMasterKeys(getStore(), getConfig(), { info: (m) => log.info(m), warn: (m) => log.warn(m) });
       return new Vault(getStore(), r);
     })());
   return {
@@ -144,7 +146,10 @@ export const secretCommands: Record<string, CommandSpec> = {
       const vault = new Vault(ctx.store(), r);
       const keys = await vault.rotate();
       const box = await new BoxKeys(ctx.store(), r).resealUnderCurrentMasterKey();
-      return { ok: true, master_key_id: r.current.id, vault: keys, box_keys: box };
+      // Only after everything re-sealed (vault.rotate throws at a record it cannot open):
+      // from now on a process with only the new key starts, one with only the old refuses.
+      const record = await recordRotation(ctx.store(), r);
+      return { ok: true, master_key_id: r.current.id, store_master_key: record, vault: keys, box_keys: box };
     },
   },
 };

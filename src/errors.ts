@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'expired'
   | 'already_used'
   | 'stale_key_id'
+  /** Sealed under a master key this process does not have (misconfigured or mid-rotation): transient, never final. */
+  | 'master_key_unavailable'
   | 'rate_limited'
   | 'forbidden'
   | 'invalid_key'

@@ -26,6 +26,11 @@ import { b64, getSodium, unb64, utf8, type Sodium } from './sodium.ts';
  * after that. An unknown, pruned or expired id is `stale_key_id` (the form answers 409,
  * "reload").
  *
+ * A record sealed under a master key this process does not have is never pruned, replaced
+ * or re-sealed here: another process (correctly configured) may still need it. Using it is
+ * `master_key_unavailable`, a transient error (the submission waits for a process that has
+ * the key), never `stale_key_id`, which ends a submission.
+ *
  * Opened secret keys are cached in memory, per id, together with the exact stored record
  * they came from (kid, nonce, sealed sk, pk). Every call still reads the document (one GET,
  * one small file read), so a rotation, prune, re-seal or tampering by another process is
@@ -65,6 +70,14 @@ function boxAd(kid: string, id: string, pk: string): string {
 
 function stale(): ByokError {
   return new ByokError('stale_key_id', 'the form was sealed with an outdated key; reload the page and submit again');
+}
+
+function unavailable(id: string, kid: string, ring: MasterKeyring): ByokError {
+  return new ByokError(
+    'master_key_unavailable',
+    `the secure-form key pair ${id} is sealed under master key ${kid}, which this process does not have (its master key is ${ring.current.id}); set the same BYOK_MASTER_KEY on every process`,
+    { box_key_id: id, kid },
+  );
 }
 
 interface OpenedKeypair {
@@ -107,8 +120,9 @@ export class BoxKeys {
 
   /**
    * Opens a sealed box posted with key id `id`. Returns the plaintext (the caller wipes it).
-   * Unknown, pruned or expired id → ByokError('stale_key_id'); a box that does not open →
-   * ByokError('invalid_input').
+   * Unknown, pruned or expired id → ByokError('stale_key_id'); a key pair sealed under a
+   * master key this process lacks → ByokError('master_key_unavailable') (retry elsewhere);
+   * a box that does not open → ByokError('invalid_input').
    */
   async open(id: string, sealedBox: Uint8Array): Promise<Uint8Array> {
     const s = await getSodium();
@@ -119,7 +133,8 @@ export class BoxKeys {
     if (sealedBox.length > MAX_SEALED_BOX_BYTES) throw new ByokError('too_large', 'the sealed submission is too large');
     const doc = this.sweep(s, await this.store.getDoc<BoxKeysDoc>(SYSTEM_SCOPE, BOX_KEYS_DOC));
     const rec = doc?.keys && Object.hasOwn(doc.keys, id) ? doc.keys[id] : undefined;
-    if (!rec || this.expired(rec) || !this.ring.byId(rec.kid)) throw stale();
+    if (!rec || this.expired(rec)) throw stale();
+    if (!this.ring.byId(rec.kid)) throw unavailable(id, rec.kid, this.ring);
     const kp = this.keypair(s, id, rec);
     try {
       return s.crypto_box_seal_open(sealedBox, kp.pk, kp.sk);
@@ -155,7 +170,7 @@ export class BoxKeys {
     const cached = this.opened.get(id);
     // The master key must still be configured and not wiped (subkey() throws once wiped).
     const mk = this.ring.byId(rec.kid);
-    if (!mk) throw stale();
+    if (!mk) throw unavailable(id, rec.kid, this.ring);
     mk.subkey('box');
     if (cached && cached.ident === ident) return cached;
     const sk = this.openSecret(s, id, rec);
@@ -180,22 +195,26 @@ export class BoxKeys {
 
   /**
    * Part of `byok rotate-master-key`: re-seals the secret keys still under an older master
-   * key with the current one. Keypairs under a master key that is no longer configured
-   * cannot be opened by anyone and are dropped (a new current one is made on next use).
+   * key with the current one. Keypairs under a master key that is not configured are kept
+   * as they are (whoever has that key may still need them) and counted as `unopenable`; an
+   * unopenable current keypair stops being current (a new one is made on next use).
    */
-  async resealUnderCurrentMasterKey(): Promise<{ resealed: number; dropped: number }> {
+  async resealUnderCurrentMasterKey(): Promise<{ resealed: number; unopenable: number }> {
     const s = await getSodium();
     const mk = this.ring.current;
-    return this.store.updateDoc<BoxKeysDoc, { resealed: number; dropped: number }>(SYSTEM_SCOPE, BOX_KEYS_DOC, (cur) => {
-      if (!cur?.keys) return { value: cur, result: { resealed: 0, dropped: 0 } };
+    return this.store.updateDoc<BoxKeysDoc, { resealed: number; unopenable: number }>(SYSTEM_SCOPE, BOX_KEYS_DOC, (cur) => {
+      if (!cur?.keys) return { value: cur, result: { resealed: 0, unopenable: 0 } };
       const keys: Record<string, BoxKeyRecord> = {};
+      const usable = new Set<string>();
       let resealed = 0;
-      let dropped = 0;
+      let unopenable = 0;
       for (const [id, rec] of Object.entries(cur.keys)) {
         if (!ID_RE.test(id) || !this.ring.byId(rec.kid)) {
-          dropped++;
+          keys[id] = rec;
+          unopenable++;
           continue;
         }
+        usable.add(id);
         if (rec.kid === mk.id) {
           keys[id] = rec;
           continue;
@@ -208,8 +227,8 @@ export class BoxKeys {
         }
         resealed++;
       }
-      const current = cur.current && Object.hasOwn(keys, cur.current) ? cur.current : null;
-      return { value: { v: 1, current, keys }, result: { resealed, dropped } };
+      const current = cur.current && usable.has(cur.current) ? cur.current : null;
+      return { value: { v: 1, current, keys }, result: { resealed, unopenable } };
     });
   }
 
@@ -224,7 +243,9 @@ export class BoxKeys {
     if (!doc || doc.v !== 1 || !doc.current || !doc.keys || !Object.hasOwn(doc.keys, doc.current)) return undefined;
     const id = doc.current;
     const rec = doc.keys[id];
-    if (!this.ring.byId(rec.kid)) return undefined; // sealed under a master key we no longer have
+    // Sealed under a master key this process lacks: replacing it would take the form key away
+    // from the processes that have it (and they would replace it back).
+    if (!this.ring.byId(rec.kid)) throw unavailable(id, rec.kid, this.ring);
     // Throws (refusing to publish) when the record was tampered with.
     const kp = this.keypair(s, id, rec);
     return { id, publicKey: kp.pk.slice() };
@@ -232,9 +253,14 @@ export class BoxKeys {
 
   private withNewKeypair(s: Sodium, cur: BoxKeysDoc | undefined): { doc: BoxKeysDoc; current: BoxPublicKey } {
     const nowIso = new Date(this.now()).toISOString();
+    const curRec = cur?.current && cur.keys && Object.hasOwn(cur.keys, cur.current) ? cur.keys[cur.current] : undefined;
+    if (curRec && !this.ring.byId(curRec.kid)) throw unavailable(cur!.current!, curRec.kid, this.ring);
     const keys: Record<string, BoxKeyRecord> = {};
     for (const [id, rec] of Object.entries(cur?.keys ?? {})) {
-      if (!ID_RE.test(id) || !this.ring.byId(rec.kid)) continue; // unopenable: prune
+      if (!ID_RE.test(id) || !this.ring.byId(rec.kid)) {
+        keys[id] = rec; // never drop what this process cannot open: others may need it
+        continue;
+      }
       const r = id === cur?.current && !rec.retired_at ? { ...rec, retired_at: nowIso } : rec;
       if (!this.expired(r)) keys[id] = r;
     }
@@ -259,7 +285,7 @@ export class BoxKeys {
   /** The secret key (caller wipes). Throws when the record was altered. */
   private openSecret(s: Sodium, id: string, rec: BoxKeyRecord): Uint8Array {
     const mk = this.ring.byId(rec.kid);
-    if (!mk) throw stale();
+    if (!mk) throw unavailable(id, rec.kid, this.ring);
     try {
       return s.crypto_aead_xchacha20poly1305_ietf_decrypt(null, unb64(s, rec.sk), utf8(boxAd(rec.kid, id, rec.pk)), unb64(s, rec.nonce), mk.subkey('box'));
     } catch {

@@ -11,7 +11,9 @@ import { getSodium, utf8, type Sodium } from './sodium.ts';
  *  - `BYOK_MASTER_KEY`: 32 bytes, standard or URL-safe base64 (padding optional);
  *  - otherwise the embedded default `$BYOK_DATA_DIR/master.key`, generated once (mode 0600,
  *    the directory 0700) and reused on later starts; a malformed file refuses the start
- *    (it is never silently replaced: that would orphan every stored key).
+ *    (it is never silently replaced: that would orphan every stored key). A missing file is
+ *    generated only when the caller allows it (`mayGenerate`: the store holds nothing sealed)
+ *    and never in distributed mode (`redisUrl`): each process would make its own key.
  * `BYOK_MASTER_KEY_PREVIOUS` (comma-separated, same format) lists retired keys that stay
  * readable until `byok rotate-master-key` has re-sealed everything under the current one.
  *
@@ -136,6 +138,8 @@ export function parseMasterKey(s: Sodium, text: string, what: string): Uint8Arra
 
 export interface MasterKeyConfig {
   dataDir: string;
+  /** Distributed mode: every process must share one key, so none is ever generated. */
+  redisUrl?: string;
   /** `BYOK_MASTER_KEY`. */
   masterKey?: string;
   /** `BYOK_MASTER_KEY_PREVIOUS`; read from `env` when the config does not carry it. */
@@ -147,11 +151,25 @@ export interface MasterKeyLogger {
   warn(msg: string): void;
 }
 
-/** Loads the ring (see the module comment). Throws ByokError('config') on anything malformed. */
+export interface LoadMasterKeysOptions {
+  /**
+   * May a missing master.key be generated? The caller says no when the store already holds
+   * sealed data (a new key would open none of it). Default true; always false with `redisUrl`.
+   */
+  mayGenerate?: boolean;
+  /** The master key id the store records as its sealing key, named in the refusal. */
+  sealedBy?: string;
+}
+
+export const RESTORE_ADVICE = 'Refusing to start: restore the file from a backup (or set BYOK_MASTER_KEY); do not delete it while sealed keys exist';
+export const DISTRIBUTED_ADVICE = 'distributed mode needs BYOK_MASTER_KEY, the same on every process; generate one with `openssl rand -base64 32`';
+
+/** Loads the ring (see the module comment). Throws ByokError('config') on anything malformed or missing. */
 export async function loadMasterKeys(
   config: MasterKeyConfig,
   logger: MasterKeyLogger,
   env: NodeJS.ProcessEnv = process.env,
+  opts: LoadMasterKeysOptions = {},
 ): Promise<MasterKeyring> {
   const s = await getSodium();
   const owned: Uint8Array[] = [];
@@ -171,7 +189,16 @@ export async function loadMasterKeys(
       owned.push(current);
       await warnOnOrphanedFile(s, file, masterKeyId(s, current), previous, logger);
     } else {
-      current = await loadOrCreateKeyFile(s, config.dataDir, file, logger);
+      const existing = await readKeyFile(s, file, logger);
+      if (existing) current = existing;
+      else if (config.redisUrl) {
+        throw new ByokError('config', `REDIS_URL is set but BYOK_MASTER_KEY is not (and there is no ${file}): ${DISTRIBUTED_ADVICE}; no master key was generated`);
+      } else if (opts.mayGenerate === false) {
+        throw new ByokError(
+          'config',
+          `the master key file ${file} is missing, but the store already holds data sealed under master key ${opts.sealedBy ?? '(unknown id)'}; a new key could open none of it. ${RESTORE_ADVICE}`,
+        );
+      } else current = await loadOrCreateKeyFile(s, config.dataDir, file, logger);
       owned.push(current);
     }
     const ring = await makeKeyring(current, previous);
@@ -203,10 +230,7 @@ async function readKeyFile(s: Sodium, file: string, logger: MasterKeyLogger): Pr
   try {
     return parseMasterKey(s, buf.toString('latin1'), `the master key file ${file}`);
   } catch (e) {
-    throw new ByokError(
-      'config',
-      `${(e as Error).message}. Refusing to start: restore the file from a backup (or set BYOK_MASTER_KEY); do not delete it while sealed keys exist`,
-    );
+    throw new ByokError('config', `${(e as Error).message}. ${RESTORE_ADVICE}`);
   } finally {
     buf.fill(0);
   }

@@ -45,7 +45,7 @@ for (const mode of ['embedded', 'redis'] as const) {
 
     beforeAll(async () => {
       fake = await startFakeOpenAI({ reply: 'pong' });
-      const env: Record<string, string> = mode === 'redis' ? { REDIS_URL: TEST_REDIS_URL, BYOK_REDIS_PREFIX: prefix } : {};
+      const env: Record<string, string> = mode === 'redis' ? { REDIS_URL: TEST_REDIS_URL, BYOK_REDIS_PREFIX: prefix, BYOK_MASTER_KEY: randomBytes(32).toString('base64') } : {};
       ({ app, dataDir, logs, cleanup } = await testApp(env));
       if (mode === 'redis') redis = await connectTestRedis(); // fails loudly when Redis is down
       // Record every job payload at enqueue time.

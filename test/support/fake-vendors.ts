@@ -85,6 +85,8 @@ export interface FakeVendorOptions {
   usage?: { input: number; output: number };
   /** Bedrock SigV4 credentials accepted. */
   credentials?: { accessKeyId: string; secretAccessKey: string }[];
+  /** Delay before any answer, ms (default 0): a slow vendor, so work is in flight when a test strikes. */
+  latencyMs?: number;
 }
 
 export interface FakeVendor {
@@ -100,6 +102,7 @@ export interface FakeVendor {
   setKeyBehaviour(key: string, b: FakeBehaviour | undefined): void;
   setReply(text: string, reasoning?: string): void;
   setChunkDelay(ms: number): void;
+  setLatency(ms: number): void;
   /** Bedrock only. */
   setCredentials(creds: { accessKeyId: string; secretAccessKey: string }[]): void;
   /** Forget recorded requests. */
@@ -159,7 +162,8 @@ async function start(kind: Kind, opts: FakeVendorOptions, handler: (st: State, r
       for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : String(v ?? '');
       const rec: RecordedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers, raw, body, at: Date.now() };
       requests.push(rec);
-      handler(st, req, res, rec).catch((e) => {
+      const latency = st.opts.latencyMs ?? 0;
+      (latency > 0 ? sleep(latency) : Promise.resolve()).then(() => handler(st, req, res, rec)).catch((e) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: { message: String(e), type: 'fake_error' } }));
       });
@@ -190,6 +194,7 @@ async function start(kind: Kind, opts: FakeVendorOptions, handler: (st: State, r
       st.opts.reasoning = reasoning;
     },
     setChunkDelay: (ms) => void (st.opts.chunkDelayMs = ms),
+    setLatency: (ms) => void (st.opts.latencyMs = ms),
     setCredentials: (c) => void (st.opts.credentials = c),
     reset: () => void requests.splice(0),
     close: () =>

@@ -316,15 +316,32 @@ export function vaultContract(name: string, makeStore: () => Promise<VaultStoreH
         const old = await new BoxKeys(store, ringA).current();
         const mkB = await randomKey();
         const ringBA = await makeKeyring(mkB, [mkA]);
-        expect(await new BoxKeys(store, ringBA).resealUnderCurrentMasterKey()).toEqual({ resealed: 1, dropped: 0 });
+        expect(await new BoxKeys(store, ringBA).resealUnderCurrentMasterKey()).toEqual({ resealed: 1, unopenable: 0 });
         const boxesB = new BoxKeys(store, await makeKeyring(mkB));
         expect((await boxesB.current()).id).toBe(old.id);
         const sealed = s.crypto_box_seal(bytes('after-master-rotation-01'), old.publicKey);
         expect(new TextDecoder().decode(await boxesB.open(old.id, sealed))).toBe('after-master-rotation-01');
-        // Under a master key that knows none of them: a fresh keypair, the old id is stale.
+        // Under a master key that knows none of them: nothing is replaced, pruned or dropped
+        // (the processes that have the key still need it), and using it is a transient error.
+        const before = JSON.stringify(await store.getDoc(SYSTEM_SCOPE, 'box_keys'));
         const boxesC = new BoxKeys(store, await makeKeyring(await randomKey()));
-        expect((await boxesC.current()).id).not.toBe(old.id);
-        await expectByok(boxesC.open(old.id, sealed), 'stale_key_id');
+        await expectByok(boxesC.current(), 'master_key_unavailable', new RegExp(`sealed under master key ${ringBA.current.id}`));
+        await expectByok(boxesC.open(old.id, sealed), 'master_key_unavailable');
+        await expectByok(boxesC.rotate(), 'master_key_unavailable');
+        expect(await boxesC.resealUnderCurrentMasterKey()).toEqual({ resealed: 0, unopenable: 1 });
+        const after = await store.getDoc<{ current: string | null; keys: Record<string, unknown> }>(SYSTEM_SCOPE, 'box_keys');
+        expect(Object.keys(after!.keys)).toEqual([old.id]);
+        expect(JSON.stringify(after!.keys)).toBe(JSON.stringify(JSON.parse(before).keys));
+        // The explicit rotation stopped publishing the unopenable pair (current is null) but kept it.
+        expect(after!.current).toBeNull();
+        // Whoever has the key still opens it; a new current pair joins it instead of replacing it.
+        expect(new TextDecoder().decode(await boxesB.open(old.id, sealed))).toBe('after-master-rotation-01');
+        const fresh = await boxesB.current();
+        expect(fresh.id).not.toBe(old.id);
+        await expectByok(boxesC.current(), 'master_key_unavailable');
+        const last = await store.getDoc<{ current: string; keys: Record<string, unknown> }>(SYSTEM_SCOPE, 'box_keys');
+        expect(Object.keys(last!.keys).sort()).toEqual([old.id, fresh.id].sort());
+        expect(last!.current).toBe(fresh.id);
       });
     });
   });

@@ -135,6 +135,33 @@ describe('master key', () => {
     await configError(loadMasterKeys({ dataDir: dir }, recorder(), {}));
   });
 
+  it('distributed mode (redisUrl) never generates a key: refuses without BYOK_MASTER_KEY, writes nothing', async () => {
+    const dataDir = path.join(dir, 'fresh');
+    const e = await configError(loadMasterKeys({ dataDir, redisUrl: 'redis://127.0.0.1:6379' }, recorder(), {}));
+    expect(e.message).toContain('distributed mode needs BYOK_MASTER_KEY, the same on every process');
+    expect(e.message).toContain('openssl rand -base64 32');
+    await expect(fs.access(dataDir)).rejects.toThrow(); // not even the directory
+    // An existing master.key (an embedded install moved to Redis) is still used, and an env key works.
+    const embedded = await loadMasterKeys({ dataDir }, recorder(), {});
+    expect((await loadMasterKeys({ dataDir, redisUrl: 'redis://x' }, recorder(), {})).current.id).toBe(embedded.current.id);
+    const s = await getSodium();
+    const env = await loadMasterKeys({ dataDir: path.join(dir, 'other'), redisUrl: 'redis://x', masterKey: Buffer.from(s.randombytes_buf(32)).toString('base64') }, recorder(), {});
+    expect(env.current.id).toMatch(/^[0-9a-f]{8}$/);
+  });
+
+  it('mayGenerate false (the store holds sealed data): a missing master.key refuses with the restore advice', async () => {
+    const log = recorder();
+    const e = await configError(loadMasterKeys({ dataDir: dir }, log, {}, { mayGenerate: false, sealedBy: '0badc0de' }));
+    expect(e.message).toContain(path.join(dir, 'master.key'));
+    expect(e.message).toContain('0badc0de');
+    expect(e.message).toContain('Refusing to start: restore the file from a backup (or set BYOK_MASTER_KEY); do not delete it while sealed keys exist');
+    expect(await fs.readdir(dir)).toEqual([]);
+    expect(log.lines).toEqual([]);
+    // mayGenerate only matters for a missing file: an existing one is read as always.
+    await loadMasterKeys({ dataDir: dir }, recorder(), {});
+    await loadMasterKeys({ dataDir: dir }, recorder(), {}, { mayGenerate: false });
+  });
+
   it('tightens a world-readable master.key to 0600 with a warning', async () => {
     const first = await loadMasterKeys({ dataDir: dir }, recorder(), {});
     const file = path.join(dir, 'master.key');
