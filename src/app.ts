@@ -6,12 +6,12 @@ import { loadPlatformModels, type PlatformModels } from './chat/platform.ts';
 import { ChatRouter } from './chat/router.ts';
 import type { Config } from './config.ts';
 import { createLogger, setLogRedactor, type Logger } from './log.ts';
-import { createRunner, type HookedJobRunner } from './queue/index.ts';
+import { createNotifyQueues, createRunner, type HookedJobRunner, type NotifyQueues } from './queue/index.ts';
 import { JOB_NOTIFY, JOB_VALIDATE_KEY, type ChannelRef, type NotifyPayload, type RetryPolicy, type ValidateKeyPayload } from './queue/types.ts';
 import { createRegistry, type Registry } from './registry/registry.ts';
 import { BoxKeys } from './secrets/box-keys.ts';
 import { redactKeys } from './secrets/detector.ts';
-import { loadMasterKeys } from './secrets/master-key.ts';
+import { loadCheckedMasterKeys } from './secrets/keyring-check.ts';
 import { Vault } from './secrets/vault.ts';
 import { buildServer, type RateLimits } from './secure-input/server.ts';
 import { Submissions, type Submission } from './secure-input/submissions.ts';
@@ -58,10 +58,17 @@ export interface App {
   platform: PlatformModels;
   server: FastifyInstance;
   validateRunner: HookedJobRunner;
-  notifyRunner: HookedJobRunner;
+  /** Notices, one queue per channel: this process consumes the queues of its own channels. */
+  notifyRunner: NotifyQueues;
   channels: ChannelAdapter[];
   /** Adds a channel: it receives messages from start() on and can be notified. */
   addChannel(adapter: ChannelAdapter): void;
+  /**
+   * Queues the validation of sealed submissions left in the store (job ids are the
+   * submissions', so queued ones are not doubled). `unansweredOnly`: only those no job has
+   * answered yet (a submission saved while Redis was away), for the workers' periodic sweep.
+   */
+  requeuePending(opts?: { unansweredOnly?: boolean }): Promise<number>;
   start(): Promise<{ url: string }>;
   stop(): Promise<void>;
 }
@@ -77,7 +84,11 @@ export async function createApp(opts: AppOptions): Promise<App> {
   configureVendorNet({ allowPrivate: config.allowPrivateBaseUrls, allowlist: config.baseUrlAllowlist });
 
   const store = createStore(config);
-  const ring = await loadMasterKeys(config, { info: (m) => logger.info(m), warn: (m) => logger.warn(m) });
+  // Refuses (config error) a key that does not match the store's; never generates one beside sealed data or on Redis.
+  const ring = await loadCheckedMasterKeys(store, config, { info: (m) => logger.info(m), warn: (m) => logger.warn(m) }).catch(async (e) => {
+    await store.close().catch(() => undefined);
+    throw e;
+  });
   const vault = new Vault(store, ring);
   const boxKeys = new BoxKeys(store, ring);
   const registry = createRegistry({ store, keys: vault });
@@ -93,14 +104,13 @@ export async function createApp(opts: AppOptions): Promise<App> {
     logger: runnerLog,
     concurrency: opts.concurrency?.validate ?? DEFAULT_VALIDATE_CONCURRENCY,
   });
-  const notifyRunner = createRunner(config, {
+  const notifyRunner = createNotifyQueues(config, {
     retry: opts.retry,
-    queueName: 'notify',
     logger: runnerLog,
     concurrency: opts.concurrency?.notify ?? DEFAULT_NOTIFY_CONCURRENCY,
   });
 
-  const validateDeps: ValidateDeps = { registry, vault, boxKeys, submissions, requests, notifyQueue: notifyRunner, logger, probe: opts.probe };
+  const validateDeps: ValidateDeps = { registry, vault, boxKeys, submissions, requests, notifyQueue: notifyRunner, logger, probe: opts.probe, budget: { probeTimeoutMs: config.validateProbeTimeoutMs, totalMs: config.validateBudgetMs } };
   validateRunner.register(JOB_VALIDATE_KEY, validateKeyHandler(validateDeps));
   const onFinal = validateKeyFinalFailure(validateDeps);
   validateRunner.onFinalFailure(async (f) => {
@@ -108,12 +118,12 @@ export async function createApp(opts: AppOptions): Promise<App> {
   });
 
   const channels: ChannelAdapter[] = [];
-  const notifier = new Notifier({ registry, logger });
-  notifyRunner.register<NotifyPayload>(JOB_NOTIFY, (p) => notifier.deliver(p));
+  const notifier = new Notifier({ registry, logger, store });
+  notifyRunner.register<NotifyPayload>(JOB_NOTIFY, (p, ctx) => notifier.deliver(p, ctx));
 
   /** The validate-key job of a sealed submission; its job id is the submission's. */
   function enqueueValidation(ws: string, sub: Submission): Promise<string> {
-    const payload: ValidateKeyPayload = { workspace: ws, model_id: sub.model_id, submission_id: sub.id, token_hash: sub.token_hash, channel: sub.channel, lang: sub.lang };
+    const payload: ValidateKeyPayload = { workspace: ws, model_id: sub.model_id, submission_id: sub.id, token_hash: sub.token_hash, channel: sub.channel, lang: sub.lang, queued_at: Date.now() };
     return validateRunner.enqueue(JOB_VALIDATE_KEY, payload, { jobId: `validate-${sub.id}` });
   }
 
@@ -146,6 +156,7 @@ export async function createApp(opts: AppOptions): Promise<App> {
     boxKeys,
     logger,
     rateLimits: opts.rateLimits,
+    submitDeadlineMs: config.submitDeadlineMs,
     // Number of proxy hops to trust for the client address (per-IP rate limits); never all.
     trustProxy: trustHops > 0 ? (_address: string, hop: number) => hop < trustHops : false,
     async onSubmit(ctx) {
@@ -161,7 +172,9 @@ export async function createApp(opts: AppOptions): Promise<App> {
         lang: record.lang,
       });
       await registry.set_status(record.workspace, record.model_id, 'validating');
-      await enqueueValidation(record.workspace, sub);
+      // Saved: a failed enqueue (Redis away) must not put the token back; the workers'
+      // sweep (requeuePending) queues the submission when Redis is back.
+      await enqueueValidation(record.workspace, sub).catch((e) => logger.warn({ err: e, model_id: record.model_id }, 'validate-key not queued yet; the sweep will queue it'));
     },
     async verifyLaunch(record, req) {
       const ch = channels.find((c) => c.name === record.channel.channel);
@@ -171,15 +184,31 @@ export async function createApp(opts: AppOptions): Promise<App> {
     },
   });
 
+  // Readiness, apart from /healthz (liveness): a load balancer stops sending traffic to a
+  // process that is starting or draining for shutdown.
+  let ready = false;
+  let stopping = false;
+  server.get('/readyz', async (_req, reply) => {
+    if (!ready) return reply.code(503).send({ ok: false, state: stopping ? 'stopping' : 'starting' });
+    return { ok: true, channels: channels.map((c) => c.name) };
+  });
+
   /**
    * Sealed submissions still in the store when a worker starts belong to jobs lost in a crash
    * (the in-process runner keeps jobs in memory) or to outages waiting for /byok test: queue
    * them again. The job id is the submission's, so a job still queued is not doubled.
    */
-  async function requeuePending(): Promise<void> {
+  async function requeuePending(opts: { unansweredOnly?: boolean } = {}): Promise<number> {
+    let n = 0;
     for (const ws of await submissions.workspaces()) {
-      for (const sub of await submissions.list(ws)) await enqueueValidation(ws, sub);
+      for (const sub of await submissions.list(ws)) {
+        // The periodic sweep leaves answered ones alone (a pending_retry waits for /byok test).
+        if (opts.unansweredOnly && (await requests.getStatusByHash(sub.token_hash))?.status !== 'pending') continue;
+        await enqueueValidation(ws, sub);
+        n++;
+      }
     }
+    return n;
   }
 
   let started = false;
@@ -200,6 +229,7 @@ export async function createApp(opts: AppOptions): Promise<App> {
     validateRunner,
     notifyRunner,
     channels,
+    requeuePending,
     addChannel(adapter) {
       if (started) throw new Error('add channels before start()');
       channels.push(adapter);
@@ -219,14 +249,22 @@ export async function createApp(opts: AppOptions): Promise<App> {
         sweeper = setInterval(() => void store.sweepExpired!().catch((e) => logger.warn({ err: e }, 'sweep of expired values failed')), 60 * 60_000);
         sweeper.unref();
       }
+      for (const ch of channels) await notifyRunner.serve(ch.name);
       await notifyRunner.start();
       for (const ch of channels) await ch.start((msg) => router.handle(msg, ch));
+      ready = true;
       logger.info({ url, store: store.kind, queue: validateRunner.kind, channels: channels.map((c) => c.name) }, 'byok-bot started');
       return { url };
     },
     async stop() {
+      if (stopping) return;
+      stopping = true;
+      ready = false;
       if (sweeper) clearInterval(sweeper);
-      for (const ch of channels) await ch.stop().catch((e) => logger.warn({ err: e }, 'channel stop failed'));
+      // Channels first, together: each stops taking updates and drains what it is answering
+      // (bounded per channel), while the HTTP server still serves forms and answers 503 to
+      // new webhook updates so Telegram re-sends them to another process.
+      await Promise.all(channels.map((ch) => ch.stop().catch((e) => logger.warn({ err: e }, 'channel stop failed'))));
       await server.close();
       await validateRunner.close();
       await notifyRunner.close();

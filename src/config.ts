@@ -21,6 +21,15 @@ export interface Config {
   telegram?: { token: string; webhookUrl?: string; webhookSecret?: string; apiRoot?: string };
   wechat?: { puppet: string; token?: string };
   logLevel: string;
+  /** BullMQ job lock, ms (BYOK_JOB_LOCK_MS, default 5000): a crashed worker's jobs move on after about this long. */
+  jobLockMs: number;
+  /** Key validation: one vendor try (BYOK_VALIDATE_PROBE_TIMEOUT_MS, 10 s) and the whole job (BYOK_VALIDATE_BUDGET_MS, 45 s). */
+  validateProbeTimeoutMs: number;
+  validateBudgetMs: number;
+  /** A form POST answers within this long even when the store is unreachable (BYOK_SUBMIT_DEADLINE_MS, 5 s). */
+  submitDeadlineMs: number;
+  /** How often a worker queues saved submissions that were never queued (BYOK_SWEEP_MS, 30 s). */
+  sweepMs: number;
 }
 
 function int(name: string, v: string | undefined, dflt: number): number {
@@ -57,5 +66,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     telegram: tg,
     wechat: env.WECHATY_PUPPET ? { puppet: env.WECHATY_PUPPET, token: env.WECHATY_PUPPET_SERVICE_TOKEN } : undefined,
     logLevel: env.LOG_LEVEL || 'info',
+    jobLockMs: int('BYOK_JOB_LOCK_MS', env.BYOK_JOB_LOCK_MS, 5_000) || 5_000,
+    validateProbeTimeoutMs: int('BYOK_VALIDATE_PROBE_TIMEOUT_MS', env.BYOK_VALIDATE_PROBE_TIMEOUT_MS, 10_000) || 10_000,
+    validateBudgetMs: int('BYOK_VALIDATE_BUDGET_MS', env.BYOK_VALIDATE_BUDGET_MS, 45_000) || 45_000,
+    submitDeadlineMs: int('BYOK_SUBMIT_DEADLINE_MS', env.BYOK_SUBMIT_DEADLINE_MS, 5_000) || 5_000,
+    sweepMs: int('BYOK_SWEEP_MS', env.BYOK_SWEEP_MS, 30_000) || 30_000,
   };
 }

@@ -8,12 +8,15 @@ import { ShellChannel } from '../channels/shell/shell.ts';
  * worker unless REDIS_URL is set, and the channels configured in the environment; the
  * shell channel when neither Telegram nor WeChat is configured.
  */
+/** How long SIGTERM may take before the process exits anyway (BYOK_SHUTDOWN_TIMEOUT_SECONDS). */
+const SHUTDOWN_TIMEOUT_MS = (Number(process.env.BYOK_SHUTDOWN_TIMEOUT_SECONDS) || 30) * 1000;
+
 async function main(): Promise<void> {
   const config = loadConfig();
   const app = await createApp({ config });
   if (config.telegram) {
     const { TelegramChannel } = await import('../channels/telegram/index.ts');
-    app.addChannel(new TelegramChannel({ config, logger: app.logger }));
+    app.addChannel(new TelegramChannel({ config, logger: app.logger, store: app.store }));
   }
   if (config.wechat) {
     const { WechatChannel } = await import('../channels/wechat/index.ts');
@@ -25,14 +28,28 @@ async function main(): Promise<void> {
   if (shell) process.stdout.write(`byok-bot (shell channel) — secure forms at ${url}. Type /help.\n`);
 
   let stopping = false;
-  async function shutdown(): Promise<void> {
+  async function shutdown(signal = 'end of input'): Promise<void> {
     if (stopping) return;
     stopping = true;
-    await app.stop();
+    app.logger.info({ signal }, 'stopping: no new updates; finishing the answers and jobs in flight');
+    // A bound on the whole drain: a deploy must not wait forever on a hung vendor. Jobs
+    // still running then return to the queue (their lock expires) for another process.
+    const hard = setTimeout(() => {
+      app.logger.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'shutdown took too long; exiting now');
+      process.exit(1);
+    }, SHUTDOWN_TIMEOUT_MS);
+    hard.unref();
+    try {
+      await app.stop();
+    } catch (e) {
+      app.logger.error({ err: e }, 'shutdown failed');
+      process.exit(1);
+    }
+    app.logger.info('stopped');
     process.exit(0);
   }
-  process.on('SIGINT', () => void shutdown());
-  process.on('SIGTERM', () => void shutdown());
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
 }
 
 main().catch((e) => {

@@ -3,8 +3,9 @@ import { createApp } from '../src/app.ts';
 import { isByokError } from '../src/errors.ts';
 
 /**
- * `npm run worker`: consumes validate-key jobs from Redis (BullMQ). Bot processes run the
- * channels and consume notify jobs; any number of workers can share one Redis.
+ * `npm run worker`: consumes validate-key jobs from Redis (BullMQ) and queues each result in
+ * the notify queue of the submission's channel (`notify-<channel>`), consumed by the bot
+ * processes that run that channel. Any number of workers can share one Redis.
  */
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -15,8 +16,16 @@ async function main(): Promise<void> {
   const app = await createApp({ config, runWorker: true });
   await app.boxKeys.current();
   await app.validateRunner.start();
+  // Submissions whose job was lost (a crash) or never queued (Redis away during the form
+  // POST): at start all of them, then every config.sweepMs those no job has answered yet.
+  await app.requeuePending().catch((e) => app.logger.warn({ err: e }, 'requeue of pending submissions failed'));
+  const sweeper = setInterval(() => {
+    void app.requeuePending({ unansweredOnly: true }).catch((e) => app.logger.warn({ err: e }, 'sweep of pending submissions failed'));
+  }, config.sweepMs);
+  sweeper.unref();
   app.logger.info({ queue: app.validateRunner.kind }, 'byok worker started');
   const stop = async () => {
+    clearInterval(sweeper);
     await app.validateRunner.close();
     await app.notifyRunner.close();
     await app.store.close();

@@ -23,8 +23,26 @@ export interface ValidateDeps {
   /** Where `notify` jobs go (the bot processes consume them). */
   notifyQueue: Pick<JobRunner, 'enqueue'>;
   logger: Logger;
-  probe?: (model: Parameters<ReturnType<typeof getWire>['probe']>[0], secrets: Secrets) => Promise<ProbeResult>;
+  probe?: (model: Parameters<ReturnType<typeof getWire>['probe']>[0], secrets: Secrets, opts?: { signal?: AbortSignal }) => Promise<ProbeResult>;
+  /** Time limits (defaults: DEFAULT_VALIDATE_BUDGET). */
+  budget?: Partial<ValidateBudget>;
 }
+
+/**
+ * A hanging vendor must not hold a user and a worker slot for attempts × timeout: each try
+ * is cut at `probeTimeoutMs`, and once `totalMs` have passed since the job was enqueued the
+ * job stops retrying and reports pending_retry (the sealed key stays for /byok test).
+ */
+export interface ValidateBudget {
+  probeTimeoutMs: number;
+  totalMs: number;
+}
+
+export const DEFAULT_VALIDATE_BUDGET: ValidateBudget = { probeTimeoutMs: 10_000, totalMs: 45_000 };
+/** A try started after the budget ran out (a late retry) still gets this long. */
+const MIN_TRY_MS = 2_000;
+/** No retry when less than this is left: the next try could not finish in time. */
+const MIN_RETRY_LEFT_MS = 1_000;
 
 const DEFINITE: ReadonlySet<VendorOutcome> = new Set(['invalid_key', 'invalid_model', 'quota_exceeded', 'rejected']);
 
@@ -33,8 +51,12 @@ export class TransientVendorError extends Error {
   constructor(
     readonly outcome: VendorOutcome,
     readonly retryAfterMs?: number,
+    /** The vendor's HTTP status, when it answered. */
+    readonly status?: number,
+    /** The classified, key-free vendor message. */
+    readonly detail?: string,
   ) {
-    super(`vendor answered ${outcome}`);
+    super(`vendor answered ${outcome}${status ? ` (HTTP ${status})` : ''}`);
     this.name = 'TransientVendorError';
   }
 }
@@ -45,7 +67,9 @@ export class TransientVendorError extends Error {
  * crash finds the submission gone (already finished) or finishes it once.
  */
 export function validateKeyHandler(deps: ValidateDeps) {
-  const probe = deps.probe ?? ((model, secrets) => getWire(model.wire).probe(model, secrets));
+  const probe = deps.probe ?? ((model, secrets, opts) => getWire(model.wire).probe(model, secrets, opts));
+  const budget: ValidateBudget = { ...DEFAULT_VALIDATE_BUDGET, ...deps.budget };
+  const giveUp = validateKeyFinalFailure(deps);
   return async (job: ValidateKeyPayload, _ctx: JobContext): Promise<string> => {
     const { workspace, submission_id } = job;
     // The payload names the model: read the submission and the model together (one round
@@ -70,6 +94,13 @@ export function validateKeyHandler(deps: ValidateDeps) {
       }
     } catch (e) {
       wipe(secrets);
+      // The form key pair exists but is sealed under a master key this process lacks (a
+      // misconfigured or not yet rotated process): never final. The submission stays for a
+      // process that has the key; the runner retries.
+      if (isByokError(e) && e.code === 'master_key_unavailable') {
+        deps.logger.warn({ workspace, submission_id, key_id: sub.key_id, kid: e.details?.kid }, 'validate-key: this process lacks the master key of the form key pair; the submission stays pending for a process that has it (set the same BYOK_MASTER_KEY on every process)');
+        throw new Error(`master key ${String(e.details?.kid)} unavailable in this process; submission left pending`);
+      }
       // Only a definite answer about the box itself is final; a store hiccup is retried, so
       // a key is never lost to an infrastructure error.
       if (!isByokError(e) || (e.code !== 'stale_key_id' && e.code !== 'invalid_input')) throw e;
@@ -77,9 +108,11 @@ export function validateKeyHandler(deps: ValidateDeps) {
       throw new UnrecoverableError('sealed box did not open');
     }
 
+    const startedAt = job.queued_at ?? Date.parse(sub.created_at);
+    const deadline = (Number.isFinite(startedAt) ? startedAt : Date.now()) + budget.totalMs;
     let result: ProbeResult;
     try {
-      result = await probe(model, secrets);
+      result = await probeWithin(probe, model, secrets, Math.min(budget.probeTimeoutMs, Math.max(MIN_TRY_MS, deadline - Date.now())));
       // A newer form submitted meanwhile replaced this submission: its job decides, not this one.
       if (!(await current())) return 'superseded';
       if (result.outcome === 'ok') {
@@ -98,7 +131,14 @@ export function validateKeyHandler(deps: ValidateDeps) {
       await finish(result.outcome, result.message);
       throw new UnrecoverableError(`vendor answered ${result.outcome}`);
     }
-    throw new TransientVendorError(result.outcome, result.retryAfterMs);
+    const transient = new TransientVendorError(result.outcome, result.retryAfterMs, result.status, result.message);
+    // Out of time (or the vendor asks us to wait past it): stop retrying and say so now.
+    const left = deadline - Date.now();
+    if (left < MIN_RETRY_LEFT_MS || (result.retryAfterMs ?? 0) >= left) {
+      await giveUp(job, transient);
+      throw new UnrecoverableError(`validation budget spent: ${transient.message}`);
+    }
+    throw transient;
 
     async function current(): Promise<boolean> {
       return (await deps.submissions.get(workspace, submission_id)) !== undefined;
@@ -117,7 +157,7 @@ export function validateKeyHandler(deps: ValidateDeps) {
         outcome === 'ok' ? { status: 'ok', masked_key: masked } : { code: outcome, message: message ?? outcome, what_to_do: WHAT_TO_DO[outcome as VendorOutcome] ?? 'none' },
       );
       // After the status: whoever is notified can read the result on the page at once.
-      const payload: NotifyPayload = { channel: sub!.channel, workspace, model_id: model.id, outcome, masked_key: masked, message };
+      const payload: NotifyPayload = { channel: sub!.channel, workspace, model_id: model.id, outcome, masked_key: masked, message, notice_id: submission_id };
       await deps.notifyQueue.enqueue(JOB_NOTIFY, payload, { jobId: `notify-${submission_id}` });
       await deps.submissions.remove(workspace, submission_id);
     }
@@ -132,15 +172,51 @@ export function validateKeyFinalFailure(deps: ValidateDeps) {
   return async (job: ValidateKeyPayload, err: unknown): Promise<void> => {
     const sub = await deps.submissions.get(job.workspace, job.submission_id);
     if (!sub) return;
-    const outcome = err instanceof TransientVendorError ? err.outcome : 'unreachable';
-    await deps.registry.set_status(job.workspace, sub.model_id, 'validating', { code: 'pending_retry', message: outcome });
-    await deps.requests.setStatus(sub.token_hash, { code: 'pending_retry', message: 'The vendor could not be reached; your key stays sealed. Retry with /byok test from the chat.', what_to_do: 'try_later' });
+    const t = err instanceof TransientVendorError ? err : undefined;
+    // What the vendor said last: a 429 or a 5xx is an answer, not "could not be reached".
+    const reason = t?.outcome === 'rate_limited' || t?.outcome === 'vendor_unavailable' ? t.outcome : 'unreachable';
+    const said = pendingMessage(reason, t);
+    await deps.registry.set_status(job.workspace, sub.model_id, 'validating', { code: 'pending_retry', message: said });
+    await deps.requests.setStatus(sub.token_hash, {
+      code: 'pending_retry',
+      message: `${said[0]!.toUpperCase()}${said.slice(1)}; your key stays sealed. Retry with /byok test from the chat.`,
+      what_to_do: reason === 'rate_limited' ? 'wait' : 'try_later',
+    });
+    const payload: NotifyPayload = {
+      channel: sub.channel,
+      workspace: job.workspace,
+      model_id: sub.model_id,
+      outcome: 'pending_retry',
+      message: said,
+      reason,
+      notice_id: `${job.submission_id}-retry${sub.attempts_rounds}`,
+      ...(t?.status !== undefined && { status: t.status }),
+      ...(t?.retryAfterMs !== undefined && { retry_after_ms: t.retryAfterMs }),
+    };
     await deps.notifyQueue.enqueue(
       JOB_NOTIFY,
-      { channel: sub.channel, workspace: job.workspace, model_id: sub.model_id, outcome: 'pending_retry', message: outcome } satisfies NotifyPayload,
+      payload,
       { jobId: `notify-${job.submission_id}-retry${sub.attempts_rounds}` },
     );
   };
+}
+
+/** A short, key-free account of the vendor's last answer, for the form and the registry. */
+function pendingMessage(reason: 'rate_limited' | 'vendor_unavailable' | 'unreachable', t?: TransientVendorError): string {
+  if (reason === 'rate_limited') {
+    const after = t?.retryAfterMs ? `; it asks to retry after ${Math.max(1, Math.ceil(t.retryAfterMs / 1000))} s` : '';
+    return `the vendor answered HTTP ${t?.status ?? 429} (rate limited)${after}`;
+  }
+  if (reason === 'vendor_unavailable') return `the vendor answered${t?.status ? ` HTTP ${t.status}` : ''} (unavailable or overloaded)`;
+  return `the vendor could not be reached (${t?.detail ?? 'no answer'})`;
+}
+
+/** One try, cut after `ms`: a vendor that does not answer is reported as such. */
+async function probeWithin(probe: NonNullable<ValidateDeps['probe']>, model: Parameters<NonNullable<ValidateDeps['probe']>>[0], secrets: Secrets, ms: number): Promise<ProbeResult> {
+  const signal = AbortSignal.timeout(ms);
+  const r = await probe(model, secrets, { signal });
+  if (signal.aborted && r.outcome !== 'ok') return { outcome: 'unreachable', message: `the vendor did not answer within ${Math.round(ms / 1000)} s` };
+  return r;
 }
 
 function wipe(secrets: Secrets): void {

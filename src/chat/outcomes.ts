@@ -13,12 +13,27 @@ export const OUTCOMES = [
   'pending_retry',
 ] as const;
 
+/**
+ * A pending_retry says what the vendor said last: a 429 (with its Retry-After) and a 5xx are
+ * answers, not "could not be reached"; only timeouts and network errors are.
+ */
+function pendingKey(reason: string | undefined): MessageKey {
+  if (reason === 'rate_limited') return 'outcome.pending_rate_limited';
+  if (reason === 'vendor_unavailable') return 'outcome.pending_vendor_unavailable';
+  return 'outcome.pending_retry';
+}
+
 export function outcomeText(
   lang: Lang,
   outcome: string,
-  p: { model: { id: string; name: string }; masked?: string; message?: string; retryAfterMs?: number },
+  p: { model: { id: string; name: string }; masked?: string; message?: string; retryAfterMs?: number; reason?: string; status?: number },
 ): string {
-  const key = (OUTCOMES as readonly string[]).includes(outcome) ? (`outcome.${outcome}` as MessageKey) : 'outcome.rejected';
+  const key =
+    outcome === 'pending_retry'
+      ? pendingKey(p.reason)
+      : (OUTCOMES as readonly string[]).includes(outcome)
+        ? (`outcome.${outcome}` as MessageKey)
+        : 'outcome.rejected';
   const wait = p.retryAfterMs ? t(lang, 'wait.seconds', { n: Math.max(1, Math.ceil(p.retryAfterMs / 1000)) }) : t(lang, 'wait.moment');
   return t(lang, key, {
     model: p.model.name,
@@ -26,5 +41,6 @@ export function outcomeText(
     masked: p.masked ?? '****',
     message: (p.message ?? outcome).slice(0, 300),
     wait,
+    status: p.status ?? '5xx',
   });
 }

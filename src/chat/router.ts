@@ -5,6 +5,7 @@ import type { ChannelRef } from '../queue/types.ts';
 import type { Registry } from '../registry/registry.ts';
 import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../registry/types.ts';
 import { detectKeys, vendorHintForKinds } from '../secrets/detector.ts';
+import { isMasterKeyUnavailable } from '../secrets/keyring-check.ts';
 import type { Store } from '../store/types.ts';
 import type { EnvInputParams, RequestResult } from '../secure-input/tokens.ts';
 import { editDistance, findTemplate, getTemplate, loadTemplates, normalize, suggestTemplates } from '../vendors/templates.ts';
@@ -106,7 +107,8 @@ export class ChatRouter {
     } catch (e) {
       // Log the class of failure only: the message text is never logged.
       this.deps.logger.error({ err: e, channel: msg.channel, kind: msg.kind }, 'chat handler failed');
-      await ctx.reply(ctx.tr('error.generic')).catch(() => undefined);
+      // A stored key sealed under a master key this process lacks: retrying cannot help.
+      await ctx.reply(ctx.tr(isMasterKeyUnavailable(e) ? 'error.master_key_missing' : 'error.generic')).catch(() => undefined);
     }
   }
 

@@ -84,6 +84,7 @@ export const en = {
   'byok.draft_fields': 'request fields',
   'byok.draft_headers': 'headers',
   'error.generic': 'Something went wrong on our side. Please try again.',
+  'error.master_key_missing': 'Your key is stored, but this bot cannot open it: the server is missing the master key it was sealed with. Trying again will not help; the bot operator must restore the master key (the same BYOK_MASTER_KEY or master.key file as before). You do not need to enter your key again.',
   'error.too_long': 'That message is too long ({len} characters; the limit is {max}).',
   'error.code': '{error}',
   'relay.no_model': 'No model is selected. Send /model to pick one or /byok add <vendor> to register your own.',
@@ -99,6 +100,11 @@ export const en = {
   'outcome.unreachable': '⚠️ Could not reach the vendor of {model}. Check the base URL or try again later.',
   'outcome.rejected': '❌ The vendor refused the request for {model}: {message}',
   'outcome.pending_retry': '⏳ The vendor of {model} could not be reached. Your key stays sealed and pending; send /byok test {id} to try again.',
+  'outcome.pending_rate_limited': '⏳ The vendor answered 429 (rate limited) for the key of {model}: wait {wait}. Your key stays sealed and pending; then send /byok test {id} to try again.',
+  'outcome.pending_vendor_unavailable': '⏳ The vendor of {model} answered HTTP {status} (unavailable or overloaded). Your key stays sealed and pending; send /byok test {id} to try again later.',
+  'form.busy': 'The service is busy; try again in a moment. Your link is still valid.',
+  'form.processing': 'Your sealed key was received and is still being processed. Keep this page open or wait for the result in the chat.',
+  'form.not_saved': 'Your key could not be saved. Submit it again.',
   'wait.seconds': '{n} s',
   'wait.moment': 'a moment',
   'form.title': 'Enter your API key',
@@ -136,6 +142,7 @@ export const en = {
   'telegram.cmd_reset': 'Forget this chat\'s history',
   'telegram.cmd_lang': 'Reply language (en / zh)',
   'telegram.page': 'Page {page}/{pages}',
+  'telegram.cut_off': '⚠️ The bot restarted while answering; the answer above is cut off. Send your message again.',
 } as const;
 
 export type MessageKey = keyof typeof en;

@@ -1,7 +1,7 @@
 import { Queue, Worker, type Job, type JobsOptions } from 'bullmq';
-import type { Redis, RedisOptions } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
 import { ByokError } from '../errors.ts';
-import { clientFromSpec, closeRedis, isRedisClient } from '../redis.ts';
+import { clientFromSpec, closeRedis, duplicateRedis, isCluster, isClusterUrl, isRedisClient, type RedisClient } from '../redis.ts';
 import {
   assertJobId,
   checkRetry,
@@ -16,11 +16,16 @@ import {
 import { DEFAULT_RETRY, UnrecoverableError, type JobHandler, type RetryPolicy } from './types.ts';
 
 export interface BullMQRunnerOptions {
-  /** A Redis URL, ioredis options (the runner creates and closes its clients), or a client (left open on close). */
-  connection: string | RedisOptions | Redis;
+  /**
+   * A Redis URL (`redis+cluster://…` for a cluster), ioredis options (the runner creates and
+   * closes its clients), or a client, single or Cluster (left open on close).
+   */
+  connection: string | RedisOptions | RedisClient;
   /**
    * Key prefix; BullMQ's own `prefix` option gets it without the trailing colon, so every
-   * key is `<prefix><queueName>:...` (default `byok:` → `byok:jobs:wait`).
+   * key is `<prefix><queueName>:...` (default `byok:` → `byok:jobs:wait`). On a Redis
+   * Cluster it becomes a hash tag (`{byok}:jobs:wait`): BullMQ's scripts touch many keys
+   * of a queue at once, and a cluster only runs them when all sit in one slot.
    */
   prefix?: string;
   /** Default `jobs`. Must not contain `:`. */
@@ -28,7 +33,7 @@ export interface BullMQRunnerOptions {
   retry?: RetryPolicy;
   /** Jobs this worker runs at once (default 4). */
   concurrency?: number;
-  /** BullMQ lock duration (default 30 s, BullMQ's). Tests shorten it to see stalled-job recovery quickly. */
+  /** BullMQ lock duration (default 30 s, BullMQ's; createRunner passes config.jobLockMs, 5 s). Renewed at half of it. */
   lockDuration?: number;
   /** How often the worker looks for stalled jobs (default 30 s, BullMQ's). */
   stalledInterval?: number;
@@ -64,8 +69,8 @@ export class BullMQRunner implements HookedJobRunner {
   private readonly localActive = new Set<Job>();
   private readonly retry: RetryPolicy;
   private readonly opts: BullMQRunnerOptions;
-  private readonly owned: Redis[] = [];
-  private readonly queueConn: Redis;
+  private readonly owned: RedisClient[] = [];
+  private readonly queueConn: RedisClient;
   private readonly queue: Queue;
   private worker?: Worker;
   private closed = false;
@@ -75,7 +80,8 @@ export class BullMQRunner implements HookedJobRunner {
     this.retry = checkRetry(opts.retry ?? DEFAULT_RETRY);
     this.queueName = opts.queueName ?? 'jobs';
     if (this.queueName.includes(':')) throw new ByokError('config', 'queue name must not contain ":"');
-    this.bullPrefix = (opts.prefix ?? 'byok:').replace(/:+$/, '') || 'bull';
+    const bullPrefix = (opts.prefix ?? 'byok:').replace(/:+$/, '') || 'bull';
+    this.bullPrefix = onCluster(opts.connection) ? hashTagged(bullPrefix) : bullPrefix;
     const onError = (err: Error) => this.opts.logger?.warn({ err }, 'redis connection error');
     if (isRedisClient(opts.connection)) {
       this.queueConn = opts.connection;
@@ -116,9 +122,10 @@ export class BullMQRunner implements HookedJobRunner {
     if (this.closed) throw new ByokError('internal', 'job runner is closed');
     if (this.worker) return;
     const o = this.opts;
-    // Workers block on Redis: their connection must retry forever (maxRetriesPerRequest: null).
+    // Workers block on Redis: their connection must retry forever (maxRetriesPerRequest: null;
+    // on a cluster, in every node's options).
     const conn = isRedisClient(o.connection)
-      ? o.connection.duplicate({ maxRetriesPerRequest: null })
+      ? duplicateRedis(o.connection, { maxRetriesPerRequest: null })
       : clientFromSpec(o.connection, {
           maxRetriesPerRequest: null,
           // Concurrent jobs' moveToActive / moveToFinished calls issued in one tick share a write.
@@ -210,6 +217,16 @@ export class BullMQRunner implements HookedJobRunner {
       await Promise.all(this.owned.map((c) => closeRedis(c)));
     }
   }
+}
+
+function onCluster(connection: BullMQRunnerOptions['connection']): boolean {
+  if (typeof connection === 'string') return isClusterUrl(connection);
+  return isRedisClient(connection) && isCluster(connection);
+}
+
+/** `byok` → `{byok}`; a prefix that already holds a hash tag keeps it. */
+export function hashTagged(prefix: string): string {
+  return /\{[^{}]+\}/.test(prefix) ? prefix : `{${prefix}}`;
 }
 
 /** Our own strategy (see retryDelay): capped exponential, stretched to a vendor's Retry-After. */

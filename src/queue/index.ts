@@ -1,6 +1,7 @@
 import type { Config } from '../config.ts';
 import { BullMQRunner } from './bullmq-runner.ts';
 import { InProcessRunner, type HookedJobRunner, type RunnerLogger } from './inprocess-runner.ts';
+import { NotifyQueues } from './notify-queues.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './types.ts';
 
 export { BullMQRunner, type BullMQRunnerOptions } from './bullmq-runner.ts';
@@ -14,13 +15,22 @@ export {
   type RunnerLogger,
 } from './inprocess-runner.ts';
 export * from './types.ts';
+export { NotifyQueues, notifyQueueName } from './notify-queues.ts';
+
+/**
+ * BullMQ job lock (ms) unless told otherwise: renewed every half of it while a job runs, so
+ * a short lock costs a renewal every few seconds but lets another worker pick up the jobs of
+ * a crashed one within seconds (BullMQ's 30 s made the last results of a crash wait ~35 s).
+ * Set BYOK_JOB_LOCK_MS higher when handlers can block the event loop for seconds.
+ */
+export const DEFAULT_JOB_LOCK_MS = 5_000;
 
 export interface CreateRunnerOptions {
   retry?: RetryPolicy;
   concurrency?: number;
   /** BullMQ queue name (default `jobs`). */
   queueName?: string;
-  /** BullMQ only: stalled-job settings (defaults are BullMQ's: 30 s lock, 30 s check). */
+  /** BullMQ only: stalled-job settings (default: config.jobLockMs or 5 s, checked every half of it). */
   lockDuration?: number;
   stalledInterval?: number;
   logger?: RunnerLogger;
@@ -30,19 +40,32 @@ export interface CreateRunnerOptions {
  * BullMQ on Redis when `REDIS_URL` is set (producers and `npm run worker` processes share
  * the queue), else the in-process runner. Same handlers, same retry policy.
  */
-export function createRunner(config: Pick<Config, 'redisUrl' | 'redisPrefix'>, opts: CreateRunnerOptions = {}): HookedJobRunner {
+export function createRunner(
+  config: Pick<Config, 'redisUrl' | 'redisPrefix'> & { jobLockMs?: number },
+  opts: CreateRunnerOptions = {},
+): HookedJobRunner {
   const retry = opts.retry ?? DEFAULT_RETRY;
   if (config.redisUrl) {
+    const lock = config.jobLockMs || DEFAULT_JOB_LOCK_MS;
     return new BullMQRunner({
       connection: config.redisUrl,
       prefix: config.redisPrefix,
       queueName: opts.queueName,
       retry,
       concurrency: opts.concurrency,
-      lockDuration: opts.lockDuration,
-      stalledInterval: opts.stalledInterval,
+      lockDuration: opts.lockDuration ?? lock,
+      // A stalled job is moved on the second check after its lock expired: check twice per lock period.
+      stalledInterval: opts.stalledInterval ?? Math.max(500, Math.round(lock / 2)),
       logger: opts.logger,
     });
   }
   return new InProcessRunner({ retry, concurrency: opts.concurrency, logger: opts.logger });
+}
+
+/** Notices, one queue per channel (see NotifyQueues); same runner kind and options as createRunner. */
+export function createNotifyQueues(
+  config: Pick<Config, 'redisUrl' | 'redisPrefix'> & { jobLockMs?: number },
+  opts: Omit<CreateRunnerOptions, 'queueName'> = {},
+): NotifyQueues {
+  return new NotifyQueues(config.redisUrl ? 'bullmq' : 'inprocess', (queueName) => createRunner(config, { ...opts, queueName }));
 }

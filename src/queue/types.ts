@@ -19,6 +19,8 @@ export interface ValidateKeyPayload {
   token_hash: string;
   channel?: ChannelRef;
   lang?: 'en' | 'zh';
+  /** When this round was queued (ms since the epoch): the validation's time budget counts from it. */
+  queued_at?: number;
 }
 
 /** Where a notification goes: a channel name and that channel's chat reference. */
@@ -38,6 +40,17 @@ export interface NotifyPayload {
   outcome: string; // ok | invalid_key | ... | pending_retry
   masked_key?: string;
   message?: string;
+  /**
+   * Identifies the notice across job ids and re-runs (the submission id, plus the round for
+   * "pending" notices): the notifier sends each notice id once.
+   */
+  notice_id?: string;
+  /** pending_retry: what the vendor said last (rate_limited, vendor_unavailable, unreachable). */
+  reason?: string;
+  /** The vendor's HTTP status, when it answered. */
+  status?: number;
+  /** The vendor's Retry-After, ms. */
+  retry_after_ms?: number;
 }
 
 export interface JobContext {

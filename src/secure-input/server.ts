@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import type { Lang } from '../i18n/index.ts';
+import { t, type Lang } from '../i18n/index.ts';
 import type { Store } from '../store/types.ts';
 import { FORM_CSS, renderErrorPage, renderFormPage, renderGonePage, renderNotFoundPage } from './page.ts';
 import { hashToken, isTokenShaped, type EnvInputRecord, type EnvInputRequests, type LookupResult } from './tokens.ts';
@@ -87,6 +87,8 @@ export interface SecureInputDeps {
   trustProxy?: boolean | string | string[] | ((address: string, hop: number) => boolean);
   /** Maximum POST body, bytes (default 16 KiB). */
   bodyLimit?: number;
+  /** A form POST answers within this long, whatever the store does (default 5 s). */
+  submitDeadlineMs?: number;
 }
 
 export const CSP =
@@ -94,6 +96,7 @@ export const CSP =
   "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const DEFAULT_BODY_LIMIT = 16 * 1024;
+const DEFAULT_SUBMIT_DEADLINE_MS = 5_000;
 const MAX_SEALED_BYTES = 4096 + 48;
 const SEAL_OVERHEAD = 48; // crypto_box_SEALBYTES
 const B64_RE = /^[A-Za-z0-9+/_-]+={0,2}$/;
@@ -143,6 +146,10 @@ function pickLang(req: FastifyRequest, fallback?: Lang): Lang {
   return typeof al === 'string' && /^\s*zh\b/i.test(al) ? 'zh' : 'en';
 }
 
+function asAnswer(d: { status: number; body: Record<string, unknown> }): { code: number; body: Record<string, unknown> } {
+  return { code: d.status, body: d.body };
+}
+
 function deadJson(dead: Extract<LookupResult, { ok: false }>): { status: number; body: Record<string, unknown> } {
   if (dead.reason === 'not_found') return { status: 404, body: { ok: false, code: 'not_found', error: 'Unknown link.' } };
   if (dead.reason === 'expired') {
@@ -186,6 +193,9 @@ function parseBody(raw: unknown, envVars: string[]): { ok: true; body: PostBody;
 
 export function buildServer(deps: SecureInputDeps): FastifyInstance {
   const limits: RateLimits = { ...DEFAULT_RATE_LIMITS, ...(deps.rateLimits ?? {}) };
+  const submitDeadlineMs = deps.submitDeadlineMs ?? DEFAULT_SUBMIT_DEADLINE_MS;
+  /** Token hashes of committed POSTs answered at the deadline and still running here. */
+  const lateSubmissions = new Set<string>();
   const { store, requests, logger } = deps;
   const hsts = requests.publicUrl.startsWith('https://');
 
@@ -307,43 +317,111 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
     if (!isTokenShaped(token)) return reply.code(404).send({ ok: false, code: 'not_found', error: 'Unknown link.' });
     const status = await requests.getStatus(token);
     if (status) return reply.send(status);
+    // A late POST of this process is still on its way: not "awaiting input" yet.
+    if (lateSubmissions.has(hashToken(token))) return reply.send({ status: 'processing' });
     const found = await requests.lookup(token);
     if (found.ok) return reply.send({ status: 'awaiting_input' });
     const dead = deadJson(found);
     return reply.code(dead.status).send(dead.body);
   });
 
+  /**
+   * The form POST answers within `submitDeadlineMs` even when the store hangs (a Redis
+   * outage: ioredis queues commands until it reconnects). Before the token is redeemed the
+   * work is abandoned at the deadline (503 busy, the link stays valid: the late steps see
+   * `abandoned` and stop before redeeming). Once the redeem is under way the submission is
+   * committed: the answer is 202 "still processing", the steps go on in the background, and
+   * the page follows the status (or finds the link usable again if the save failed).
+   */
   app.post<{ Params: { token: string } }>('/s/:token', async (req, reply) => {
-    const token = req.params.token;
-    if (await overLimit(reply, `post:${req.ip}`, limits.postsPerIp, limits.windowMs)) {
-      return reply.send({ ok: false, code: 'rate_limited', error: 'Too many requests.' });
+    const state: PostState = { phase: 'checking', abandoned: false };
+    const work = acceptSubmission(req, state);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), submitDeadlineMs);
+    });
+    const answer = await Promise.race([work, late]).finally(() => clearTimeout(timer));
+    if (answer !== 'late') {
+      if (answer.headers) for (const [k, v] of Object.entries(answer.headers)) reply.header(k, v);
+      return reply.code(answer.code).send(answer.body);
     }
-    if (!isTokenShaped(token)) return reply.code(404).send({ ok: false, code: 'not_found', error: 'Unknown link.' });
-    if (await overLimit(reply, `post-token:${hashToken(token)}`, limits.postsPerToken, limits.postsPerTokenWindowMs)) {
-      return reply.send({ ok: false, code: 'rate_limited', error: 'Too many attempts for this link.' });
+    state.abandoned = true;
+    const model_id = state.model_id;
+    const tokenHash = isTokenShaped(req.params.token) ? hashToken(req.params.token) : undefined;
+    if (state.phase === 'committed' && tokenHash) {
+      lateSubmissions.add(tokenHash);
+      void work.finally(() => lateSubmissions.delete(tokenHash)).catch(() => undefined);
+    }
+    // The background steps log their own failure; nothing here may reject unhandled.
+    void work.then(
+      (a) => logger.info({ status: a.code, model_id }, 'secure-input: late submission settled'),
+      (e) => logger.error({ err: { type: (e as Error)?.name, code: (e as { code?: unknown })?.code }, model_id }, 'secure-input: late submission failed'),
+    );
+    const lang = pickLang(req, state.lang);
+    if (state.phase === 'checking') {
+      logger.warn({ model_id }, 'secure-input: store too slow before redeem; answered busy');
+      reply.header('Retry-After', '5');
+      return reply.code(503).send({ ok: false, code: 'busy', error: t(lang, 'form.busy') });
+    }
+    logger.warn({ model_id }, 'secure-input: submission still processing at the deadline');
+    return reply.code(202).send({
+      ok: true,
+      code: 'processing',
+      message: t(lang, 'form.processing'),
+      retry_message: t(lang, 'form.not_saved'),
+      status_url: `/s/${req.params.token}/status`,
+    });
+  });
+
+  interface PostState {
+    /** committed: the redeem is under way; from then on the submission goes on to the end. */
+    phase: 'checking' | 'committed';
+    /** The deadline passed and the user was answered. */
+    abandoned: boolean;
+    model_id?: string;
+    lang?: Lang;
+  }
+
+  interface Answer {
+    code: number;
+    body: Record<string, unknown>;
+    headers?: Record<string, string>;
+  }
+
+  /** The POST's steps; `state.abandoned` (the deadline passed) stops them before the redeem. */
+  async function acceptSubmission(req: FastifyRequest<{ Params: { token: string } }>, state: PostState): Promise<Answer> {
+    const token = req.params.token;
+    const limited = (error: string, windowMs: number): Answer => ({
+      code: 429,
+      body: { ok: false, code: 'rate_limited', error },
+      headers: { 'Retry-After': String(Math.max(1, Math.ceil(windowMs / 1000))) },
+    });
+    if (await counted(`post:${req.ip}`, limits.postsPerIp, limits.windowMs)) return limited('Too many requests.', limits.windowMs);
+    if (!isTokenShaped(token)) return { code: 404, body: { ok: false, code: 'not_found', error: 'Unknown link.' } };
+    if (await counted(`post-token:${hashToken(token)}`, limits.postsPerToken, limits.postsPerTokenWindowMs)) {
+      return limited('Too many attempts for this link.', limits.postsPerTokenWindowMs);
     }
 
     const found = await requests.lookup(token);
-    if (!found.ok) {
-      const dead = deadJson(found);
-      return reply.code(dead.status).send(dead.body);
-    }
+    if (!found.ok) return asAnswer(deadJson(found));
+    state.model_id = found.record.model_id;
+    state.lang = found.record.lang;
     if (deps.verifyLaunch && !(await deps.verifyLaunch(found.record, req))) {
-      return reply.code(403).send({ ok: false, code: 'forbidden', error: 'This form must be opened from the chat that asked for it.' });
+      return { code: 403, body: { ok: false, code: 'forbidden', error: 'This form must be opened from the chat that asked for it.' } };
     }
     const parsed = parseBody(req.body, found.record.env_vars);
-    if (!parsed.ok) return reply.code(400).send({ ok: false, code: 'invalid_input', error: parsed.error });
+    if (!parsed.ok) return { code: 400, body: { ok: false, code: 'invalid_input', error: parsed.error } };
     const current = await deps.boxKeys.current();
     if (parsed.body.key_id !== current.id) {
-      return reply.code(409).send({ ok: false, code: 'stale_key_id', error: 'The page is out of date; reload it.' });
+      return { code: 409, body: { ok: false, code: 'stale_key_id', error: 'The page is out of date; reload it.' } };
     }
 
+    // Too late: the user was told the link is still valid, so it must stay so.
+    if (state.abandoned) return { code: 503, body: { ok: false, code: 'busy', error: 'abandoned before redeem' } };
+    state.phase = 'committed';
     // Single use: of two concurrent POSTs exactly one gets the record.
     const redeemed = await requests.redeem(token);
-    if (!redeemed.ok) {
-      const dead = deadJson(redeemed);
-      return reply.code(dead.status).send(dead.body);
-    }
+    if (!redeemed.ok) return asAnswer(deadJson(redeemed));
     const firstEnv = redeemed.record.env_vars[0]!;
     try {
       await deps.onSubmit({
@@ -357,10 +435,15 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
       const err = e as Error & { code?: unknown };
       logger.error({ err: { type: err?.name, code: err?.code }, model_id: redeemed.record.model_id }, 'secure-input: submission not accepted');
       await requests.release(redeemed.record).catch(() => undefined);
-      return reply.code(503).send({ ok: false, code: 'internal', error: 'The key could not be accepted right now; try again in a moment.' });
+      return { code: 503, body: { ok: false, code: 'internal', error: 'The key could not be accepted right now; try again in a moment.' } };
     }
-    return reply.code(202).send({ ok: true, status_url: `/s/${token}/status` });
-  });
+    return { code: 202, body: { ok: true, status_url: `/s/${token}/status` } };
+  }
+
+  /** true when over the limit; unlike overLimit it leaves the reply alone (the POST may have answered already). */
+  async function counted(key: string, max: number, windowMs: number): Promise<boolean> {
+    return (await store.incr(`rl:secure-input:${key}`, windowMs)) > max;
+  }
 
   return app;
 }

@@ -8,6 +8,7 @@ import { bucketStep, checkBucket, isValidWorkspace, SYSTEM_SCOPE, type Store, ty
 
 /** Documents kept as YAML for people to read; everything else as JSON. */
 const YAML_DOCS = new Set(['custom_models']);
+/** A lock file not refreshed for this long belongs to a crashed holder (holders refresh it every third of it). */
 const LOCK_STALE_MS = 10_000;
 /** Parsed YAML documents kept by their exact text (YAML parsing costs ~0.3 ms a document). */
 const PARSE_CACHE_MAX = 2_000;
@@ -34,7 +35,14 @@ export class FileStore implements Store {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
   private readonly parsed = new Map<string, { text: string; value: unknown }>();
 
-  constructor(readonly dataDir: string) {}
+  private readonly lockStaleMs: number;
+
+  constructor(
+    readonly dataDir: string,
+    opts: { lockStaleMs?: number } = {},
+  ) {
+    this.lockStaleMs = opts.lockStaleMs ?? LOCK_STALE_MS;
+  }
 
   private scopeDir(scope: string): string {
     if (scope !== SYSTEM_SCOPE && !isValidWorkspace(scope)) {
@@ -268,31 +276,50 @@ export class FileStore implements Store {
     }
   }
 
+  /**
+   * The cross-process lock: a lock file holding its owner's token. The holder refreshes its
+   * mtime (heartbeat) while `fn` runs, so a slow writer keeps it; a file not refreshed for
+   * `lockStaleMs` belongs to a crashed holder and is taken over. Removal (release or
+   * takeover) only ever removes the file it meant to: see removeLockIf.
+   */
   private async withFileLock<R>(scope: string, fn: () => Promise<R>): Promise<R> {
     const dir = this.scopeDir(scope);
     const lock = path.join(dir, '.lock');
-    const deadline = Date.now() + 30_000;
+    const token = `${process.pid}.${randomBytes(8).toString('hex')}`;
+    const deadline = Date.now() + Math.max(30_000, 3 * this.lockStaleMs);
     for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
-      if (tryCreateLock(dir, lock)) break;
-      const st = statOrUndefined(lock);
+      if (tryCreateLock(dir, lock, token)) break;
+      const held = readLock(lock);
       // A crashed holder leaves the file behind; take over once it is clearly stale.
-      if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) fsSync.rmSync(lock, { force: true });
+      if (held && Date.now() - held.mtimeMs > this.lockStaleMs) removeLockIf(lock, (t, m) => t === held.token && Date.now() - m > this.lockStaleMs);
       if (Date.now() > deadline) throw new ByokError('internal', `workspace ${scope} is locked`);
       await new Promise((r) => setTimeout(r, wait));
     }
+    const heartbeat = setInterval(() => {
+      try {
+        if (readLock(lock)?.token === token) {
+          const now = new Date();
+          fsSync.utimesSync(lock, now, now);
+        }
+      } catch {
+        /* gone: the release below finds it is not ours */
+      }
+    }, Math.max(10, Math.floor(this.lockStaleMs / 3)));
+    heartbeat.unref();
     try {
       return await fn();
     } finally {
-      fsSync.rmSync(lock, { force: true });
+      clearInterval(heartbeat);
+      removeLockIf(lock, (t) => t === token);
     }
   }
 }
 
-/** Creates the lock file exclusively; false when another holder has it. Creates the folder when missing. */
-function tryCreateLock(dir: string, lock: string): boolean {
+/** Creates the lock file exclusively with our token; false when another holder has it. Creates the folder when missing. */
+function tryCreateLock(dir: string, lock: string, token: string): boolean {
   for (let attempt = 0; ; attempt++) {
     try {
-      fsSync.closeSync(fsSync.openSync(lock, 'wx'));
+      fsSync.writeFileSync(lock, token, { flag: 'wx', mode: 0o600 });
       return true;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
@@ -303,12 +330,38 @@ function tryCreateLock(dir: string, lock: string): boolean {
   }
 }
 
-function statOrUndefined(file: string): fsSync.Stats | undefined {
+function readLock(lock: string): { token: string; mtimeMs: number } | undefined {
   try {
-    return fsSync.statSync(file);
+    const st = fsSync.statSync(lock);
+    return { token: fsSync.readFileSync(lock, 'utf8'), mtimeMs: st.mtimeMs };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Removes the lock file only if it is the one we mean (`wanted(token, mtime)`): it is first
+ * renamed aside (atomic: of two removers one gets it), inspected there, and deleted, or put
+ * back with link (which never overwrites a lock created meanwhile) when it was not ours.
+ * So a holder that lost its lock never deletes the new holder's, and two processes taking
+ * over the same stale lock do not delete each other's fresh one.
+ */
+function removeLockIf(lock: string, wanted: (token: string, mtimeMs: number) => boolean): void {
+  const aside = `${lock}.${process.pid}.${randomBytes(6).toString('hex')}.old`;
+  try {
+    fsSync.renameSync(lock, aside);
+  } catch {
+    return; // already gone
+  }
+  const moved = readLock(aside);
+  if (moved && !wanted(moved.token, moved.mtimeMs)) {
+    try {
+      fsSync.linkSync(aside, lock);
+    } catch {
+      /* a new lock exists already: the one we moved was stale or lost anyway */
+    }
+  }
+  fsSync.rmSync(aside, { force: true });
 }
 
 /** Temp file + rename, so readers see the old or the new text, never a part. Creates the folder when missing. */

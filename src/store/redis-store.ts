@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { ByokError } from '../errors.ts';
-import { closeRedis, createRedis, isRedisClient } from '../redis.ts';
+import { closeRedis, createRedis, isCluster, isRedisClient, type RedisClient } from '../redis.ts';
 import { checkBucket, isValidWorkspace, SYSTEM_SCOPE, type Store, type TokenBucketOptions } from './types.ts';
 
 /**
@@ -37,6 +36,15 @@ import { checkBucket, isValidWorkspace, SYSTEM_SCOPE, type Store, type TokenBuck
  * index may hold a scope whose document is absent: listScopes callers already read each
  * scope's document and skip the missing.) Scripts go by EVALSHA; a client the store
  * creates pipelines automatically (commands issued in the same tick share one write).
+ *
+ * On Redis Cluster every script and pipeline must stay in one hash slot. The doc and lock
+ * of a scope share `{scope}`, but `scopes:<name>` (one set per document name, across all
+ * scopes) lives in another slot, and a global index cannot share every scope's slot. So
+ * on a cluster the index and the fenced write are split, keeping the same order and the
+ * same invariant: SADD is awaited before the fenced write, and only when the document did
+ * not exist (an existing document's scope is already indexed, and only leaves the index
+ * under this lock); on delete, SREM is awaited before the lock is released. An update of
+ * an existing document is still two round trips; a create or a delete costs one more.
  */
 const LOCK_TTL_MS = 10_000;
 const LOCK_WAIT_MS = 30_000;
@@ -103,8 +111,10 @@ export interface RedisStoreOptions {
 
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   private readonly owned: boolean;
+  /** Cluster: index and fenced write go to different slots, never in one pipeline. */
+  private readonly cluster: boolean;
   private readonly chains = new Map<string, Promise<unknown>>();
   private readonly lockTtlMs: number;
   private readonly lockWaitMs: number;
@@ -113,7 +123,7 @@ export class RedisStore implements Store {
 
   /** `redis` is a URL (the store owns and closes the client) or a client (left open on close). */
   constructor(
-    redis: Redis | string,
+    redis: RedisClient | string,
     readonly prefix = 'byok:',
     opts: RedisStoreOptions = {},
   ) {
@@ -126,6 +136,7 @@ export class RedisStore implements Store {
     } else {
       throw new ByokError('config', 'RedisStore needs a Redis URL or an ioredis client');
     }
+    this.cluster = isCluster(this.redis);
     this.lockTtlMs = opts.lockTtlMs ?? LOCK_TTL_MS;
     this.lockWaitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
     for (const [name, def] of Object.entries(SCRIPTS)) {
@@ -184,7 +195,12 @@ export class RedisStore implements Store {
         const { value, result } = await mutate(current);
         const setKey = `${this.prefix}scopes:${name}`;
         let ok: unknown;
-        if (value !== undefined) {
+        if (value !== undefined && this.cluster) {
+          // Two slots: the index first (awaited, still under our lock), then the fenced write.
+          if (text === null) await this.redis.sadd(setKey, scope);
+          ok = await this.script('byokFencedWrite')(lock, key, token, 'set', JSON.stringify(value), '1');
+          if (ok === 1) released = true;
+        } else if (value !== undefined) {
           // One round trip: the index first (still under our lock), then the fenced write,
           // which releases the lock when it writes.
           const res = await this.pipeline().sadd(setKey, scope).byokFencedWrite(lock, key, token, 'set', JSON.stringify(value), '1').exec();
@@ -196,7 +212,12 @@ export class RedisStore implements Store {
           if (idxErr) throw idxErr;
         } else {
           ok = await this.script('byokFencedWrite')(lock, key, token, 'del', '', '0');
-          if (ok === 1) {
+          if (ok === 1 && this.cluster) {
+            // Two slots: SREM must land before the release, or a new holder's SADD could be undone.
+            await this.redis.srem(setKey, scope);
+            released = true;
+            await this.script('byokRelease')(lock, token).catch(() => undefined); // else it expires
+          } else if (ok === 1) {
             // The scope leaves the index only once the document is gone, under our lock.
             const res = await this.pipeline().srem(setKey, scope).byokRelease(lock, token).exec();
             released = true;

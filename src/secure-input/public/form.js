@@ -117,6 +117,9 @@
 
   var pollTimer = null;
   var pollStarted = 0;
+  // Set when the server answered "received, still processing" (the store was slow): if the
+  // save then failed, the link is usable again and the status says so.
+  var processing = null;
   var POLL_MS = 1000;
   var POLL_GIVE_UP_MS = 10 * 60 * 1000;
 
@@ -133,12 +136,26 @@
           show('error', d.message || msg('error'), d.what_to_do || '');
           return;
         }
+        if (processing && r.code === 200 && d.status === 'awaiting_input' && !processing.since) processing.since = Date.now();
+        // Another server process may answer before this one's late save lands: wait a little.
+        if (processing && r.code === 200 && d.status === 'awaiting_input' && Date.now() - processing.since > 10000) {
+          // Not saved after all: the same link takes the key again.
+          form.classList.remove('done');
+          submitted = false;
+          button.disabled = false;
+          show('error', processing.retry || msg('network'));
+          processing = null;
+          return;
+        }
         if (Date.now() - pollStarted > POLL_GIVE_UP_MS) {
           show('info', msg('still_checking'));
           return;
         }
         if (r.code === 200 || r.code === 429 || r.code >= 500) {
-          if (r.code === 200) show('pending', msg('pending'));
+          if (r.code === 200 && d.status === 'pending') processing = null;
+          if (processing && d.status !== 'awaiting_input') processing.since = 0;
+          if (processing) show('pending', processing.message);
+          else if (r.code === 200) show('pending', msg('pending'));
           pollTimer = setTimeout(poll, r.code === 429 ? 5 * POLL_MS : POLL_MS);
           return;
         }
@@ -157,7 +174,7 @@
   function startPolling() {
     pollStarted = Date.now();
     if (pollTimer) clearTimeout(pollTimer);
-    show('pending', msg('pending'));
+    show('pending', processing ? processing.message : msg('pending'));
     pollTimer = setTimeout(poll, POLL_MS);
   }
 
@@ -213,6 +230,7 @@
         var d = r.data || {};
         if (r.code === 202) {
           form.classList.add('done');
+          processing = d.code === 'processing' ? { message: d.message || msg('pending'), retry: d.retry_message || '', since: 0 } : null;
           startPolling();
           return;
         }
@@ -236,6 +254,11 @@
           return;
         }
         button.disabled = false;
+        if (r.code === 503 && d.code === 'busy') {
+          // Nothing was taken: the link is still valid, the key can be sent again shortly.
+          show('error', d.error || msg('error_generic'));
+          return;
+        }
         if (r.code >= 400 && r.code < 500) {
           show('error', msg('bad_request', { msg: d.error || String(r.code) }));
           return;
