@@ -1,30 +1,48 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Bot, type Transformer } from 'grammy';
 import { run, sequentialize, type RunnerHandle } from '@grammyjs/runner';
 import { autoRetry } from '@grammyjs/auto-retry';
-import { apiThrottler, type APIThrottlerOptions } from '@grammyjs/transformer-throttler';
 import type { ChannelAdapter, Choice, EnvInputRequest, InboundMessage, KeyResult, OutgoingMessage, SentRef } from '../types.ts';
 import type { ChannelRef } from '../../src/queue/types.ts';
 import type { Config } from '../../src/config.ts';
 import type { Logger } from '../../src/log.ts';
+import type { Store } from '../../src/store/types.ts';
 import { langFromCode, t, type Lang } from '../../src/i18n/index.ts';
 import { splitMessage } from '../../src/chat/split.ts';
 import { formatTime } from '../../src/chat/router.ts';
+import { asPreview, BudgetSkipped, bucketName, SendBudget, type BudgetOptions } from './budget.ts';
 import { CallbackCodec, decodeCallback, pageRows, TtlMap, uid36, type InlineButton } from './callbacks.ts';
 import { commandList } from './commands.ts';
 import { escapeHtml, isNotModified, isParseError, markdownToHtml } from './format.ts';
 import { base, CHANNEL, messageToInbound, workspaceOf, type TgCallbackQuery, type TgUpdate } from './inbound.ts';
 import { verifyInitData } from './initdata.ts';
+import { paintStream } from './stream.ts';
 
 export const TELEGRAM_MAX_MESSAGE = 4096;
 /** Parts are cut a little below 4,096 so Markdown → HTML never pushes one over the limit. */
 const PART_MAX = 4000;
 const ALLOWED_UPDATES = ['message', 'edited_message', 'callback_query'] as const;
+/** An update being handled holds its key as 'p' for this long, renewed while it runs. */
+const LEASE_MS = 15_000;
+const RENEW_MS = 5_000;
+/** A handled update stays 'd' (done) as long as Telegram may re-send it. */
+const DONE_TTL_MS = 24 * 3600_000;
+const CARD_TTL_MS = 24 * 3600_000;
+/** Seconds Telegram is asked to wait before re-sending an update we cannot take now. */
+const RETRY_AFTER_S = 5;
+/** After the drain deadline, how long aborted streams get to post their last words. */
+const ABORT_GRACE_MS = 5_000;
 
 export interface TelegramChannelOptions {
   config: Config;
   logger: Logger;
+  /**
+   * The app's store: menu pages, long callback data, cards, update dedupe and the outbound
+   * budget live there, so every process of the bot shares them.
+   */
+  store: Store;
   /** Overrides for config.telegram (tests, benchmarks). */
   token?: string;
   apiRoot?: string;
@@ -41,10 +59,14 @@ export interface TelegramChannelOptions {
   initDataMaxAgeSec?: number;
   /** Stream with sendMessageDraft in private chats when the Bot API offers it (default 'auto'). */
   drafts?: 'auto' | 'never';
-  /** Minimum interval between streaming updates per chat, ms (default 1000). */
+  /** Minimum interval between streaming updates in a private chat, ms (default 1000). */
   editIntervalMs?: number;
-  /** Throttler limits (default: Telegram's published limits); false disables it. */
-  throttle?: APIThrottlerOptions | false;
+  /** The same in groups (Telegram allows about 20 messages a minute per group; default 3000). */
+  groupEditIntervalMs?: number;
+  /** The outbound budget shared by every process of this bot (default 30/s, burst 30); false disables it. */
+  budget?: BudgetOptions | false;
+  /** stop(): how long in-flight updates may finish before their streams are cut (default 20 s). */
+  drainMs?: number;
   /** Auto-retry on 429 and 5xx: attempts (default 5) and max retry_after honoured, seconds. */
   retry?: { maxRetryAttempts?: number; maxDelaySeconds?: number };
   /** Extra API transformers, installed last (outermost): tests stub methods here. */
@@ -65,6 +87,33 @@ interface PickerState {
   lang: Lang;
 }
 
+/** An update this process claimed and is handling. */
+interface UpdateClaim {
+  key: string;
+  renew?: NodeJS.Timeout;
+  /** The last lease renewal in flight: the 'd' write must land after it. */
+  renewing: Promise<unknown>;
+  finished?: Promise<void>;
+}
+
+/** A streamed answer in flight (stop() cuts those still running at the drain deadline). */
+interface StreamHandle {
+  controller: AbortController;
+  done: Promise<unknown>;
+}
+
+/** True when every promise settled within `ms`. */
+async function settledWithin(ps: Promise<unknown>[], ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const all = Promise.allSettled(ps).then(() => true);
+  const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
+  try {
+    return await Promise.race([all, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function safeEqual(a: string | undefined, b: string): boolean {
   if (typeof a !== 'string') return false;
   const x = createHmac('sha256', 'cmp').update(a).digest();
@@ -75,38 +124,54 @@ function safeEqual(a: string | undefined, b: string): boolean {
 /**
  * The Telegram channel (grammY). Long polling with @grammyjs/runner, or a webhook route on
  * the app's HTTP server when a webhook URL is configured (secret token checked on every
- * update). Outgoing calls pass Telegram's rate limits (throttler) and 429/5xx retries.
+ * update). Built for several processes of one bot: menu state lives in the store, each
+ * update is claimed in the store before anything happens (Telegram re-sends; only one
+ * process acts), and outgoing calls spend one budget per bot shared through the store
+ * (plus 429/5xx retries).
  */
 export class TelegramChannel implements ChannelAdapter {
   readonly name = CHANNEL;
   readonly capabilities = { deleteInbound: true, editMessages: true, buttons: true, maxMessageLength: TELEGRAM_MAX_MESSAGE };
   readonly bot: Bot;
   readonly webhookPath?: string;
+  /** The outbound budget (undefined when disabled). */
+  readonly budget?: SendBudget;
   private readonly token: string;
+  private readonly botId: string;
   private readonly webhookUrl?: string;
   private readonly webhookSecret?: string;
   private readonly logger: Logger;
+  private readonly store: Store;
   private readonly opts: TelegramChannelOptions;
   private readonly codec: CallbackCodec;
-  private readonly pickers: TtlMap<PickerState>;
-  /** Cards by workspace + model, for keyResult when the ChannelRef carries no message id. */
-  private readonly cards = new TtlMap<{ chat_id: string; message_id: string }>(24 * 3600_000, 50_000);
+  private readonly pickerTtlMs: number;
   /** The first reply to a menu tap edits the menu message (keyed by the inbound chat ref object). */
   private readonly editTargets = new WeakMap<ChannelRef, string>();
-  private readonly lastEdit = new Map<string, number>();
+  /** Per process is fine: a minute of staleness on admin rights is accepted. */
   private readonly adminCache = new TtlMap<boolean>(60_000);
+  /** The update each handler works for (streams read it to mark their update done when cut). */
+  private readonly claims = new AsyncLocalStorage<UpdateClaim>();
+  private readonly active = new Set<Promise<unknown>>();
+  /** Claims whose lease this process renews. */
+  private readonly held = new Set<UpdateClaim>();
+  private readonly streams = new Set<StreamHandle>();
   private draftsSupported: boolean;
   private onMessage?: (msg: InboundMessage) => Promise<void>;
   private runner?: RunnerHandle;
   private started = false;
+  private stopping = false;
 
   constructor(opts: TelegramChannelOptions) {
     this.opts = opts;
     this.logger = opts.logger;
+    if (!opts.store) throw new Error('TelegramChannel needs the app store');
+    this.store = opts.store;
     const tg = opts.config.telegram;
     const token = opts.token ?? tg?.token;
     if (!token) throw new Error('TELEGRAM_BOT_TOKEN is not set');
     this.token = token;
+    // The numeric part of the token is the bot's public id.
+    this.botId = /^(\d+):/.exec(token)?.[1] ?? bucketName(token).slice(7, 23);
     const apiRoot = opts.apiRoot ?? tg?.apiRoot;
     this.webhookUrl = opts.webhookUrl ?? tg?.webhookUrl;
     if (this.webhookUrl) {
@@ -117,15 +182,24 @@ export class TelegramChannel implements ChannelAdapter {
       if (!/^[A-Za-z0-9_-]{1,256}$/.test(this.webhookSecret)) throw new Error('TELEGRAM_WEBHOOK_SECRET may use A-Z a-z 0-9 _ - only (1-256 characters)');
     }
     this.draftsSupported = (opts.drafts ?? 'auto') === 'auto';
-    const ttl = opts.pickerTtlMs ?? 30 * 60_000;
-    this.codec = new CallbackCodec(ttl);
-    this.pickers = new TtlMap<PickerState>(ttl);
+    this.pickerTtlMs = opts.pickerTtlMs ?? 30 * 60_000;
+    this.codec = new CallbackCodec(this.store, this.pickerTtlMs);
 
     this.bot = new Bot(token, { client: apiRoot ? { apiRoot } : undefined, botInfo: opts.botInfo ? { is_bot: true, first_name: 'bot', can_join_groups: true, can_read_all_group_messages: false, supports_inline_queries: false, can_connect_to_business: false, has_main_web_app: false, ...opts.botInfo } as Bot['botInfo'] : undefined });
-    if (opts.throttle !== false) this.bot.api.config.use(apiThrottler(opts.throttle ?? {}));
+    // Innermost: the shared budget; around it auto-retry (a retried call pays again).
+    if (opts.budget !== false) {
+      this.budget = new SendBudget(this.store, bucketName(token), opts.budget ?? {});
+      this.bot.api.config.use(this.budget.transformer());
+    }
     this.bot.api.config.use(autoRetry({ maxRetryAttempts: opts.retry?.maxRetryAttempts ?? 5, maxDelaySeconds: opts.retry?.maxDelaySeconds ?? 60 }));
     for (const tr of opts.transformers ?? []) this.bot.api.config.use(tr);
 
+    // Polling: claim each update before anything happens (webhook updates arrive claimed).
+    this.bot.use(async (ctx, next) => {
+      if (this.claims.getStore()) return next();
+      const r = await this.track(() => this.claimAndRun(ctx.update.update_id, next, true));
+      if (r !== 'done') this.logger.info({ update: ctx.update.update_id, state: r }, 'telegram: update already taken; skipped');
+    });
     // One chat's updates are handled in order; different chats run concurrently.
     this.bot.use(sequentialize((ctx) => (ctx.chat?.id ?? ctx.from?.id)?.toString()));
     this.bot.use(async (ctx) => this.dispatch(ctx.update as unknown as TgUpdate));
@@ -140,31 +214,55 @@ export class TelegramChannel implements ChannelAdapter {
     }
   }
 
+  /** Updates being handled by this process right now. */
+  get inFlight(): number {
+    return this.active.size;
+  }
+
+  /** Streamed answers in progress in this process. */
+  get streaming(): number {
+    return this.streams.size;
+  }
+
   // ------------------------------------------------------------------ lifecycle
 
+  /**
+   * The webhook answers only once the update is handled: Telegram is the durable queue.
+   * 200 after handling (or for a duplicate already done); 503 + Retry-After while another
+   * process handles the same update (the re-send then finds it done, or, if that process
+   * died, its lease expired and the update is handled here) and while this one stops.
+   */
   mount(server: FastifyInstance): void {
     if (!this.webhookPath || !this.webhookSecret) return;
     const secret = this.webhookSecret;
     server.post(this.webhookPath, { bodyLimit: 1024 * 1024 }, async (req, reply) => {
       const got = req.headers['x-telegram-bot-api-secret-token'];
       if (!safeEqual(typeof got === 'string' ? got : undefined, secret)) return reply.code(401).send({ ok: false, error: 'unauthorized' });
-      if (!this.started) return reply.code(503).send({ ok: false, error: 'starting' });
+      const later = (error: string) => reply.code(503).header('retry-after', String(RETRY_AFTER_S)).send({ ok: false, error });
+      if (this.stopping) return later('stopping');
+      if (!this.started) return later('starting');
       const update = req.body as TgUpdate | undefined;
       if (!update || typeof update !== 'object' || typeof update.update_id !== 'number') return reply.code(400).send({ ok: false, error: 'not an update' });
-      // Acknowledge at once: answers can stream for a minute, and Telegram re-sends
-      // updates it considers unanswered. Per-chat order is kept by sequentialize.
-      void this.bot.handleUpdate(update as never).catch((e) => this.logger.error({ err: e }, 'telegram webhook update failed'));
+      const r = await this.track(() => this.claimAndRun(update.update_id, () => this.bot.handleUpdate(update as never), false));
+      if (r === 'busy') return later('in progress elsewhere');
       return reply.code(200).send({ ok: true });
     });
   }
 
   async start(onMessage: (msg: InboundMessage) => Promise<void>): Promise<void> {
     this.onMessage = onMessage;
+    this.stopping = false;
     if (!this.opts.botInfo) await this.bot.init();
     await this.registerCommands();
     if (this.webhookUrl) {
       await this.bot.api
-        .setWebhook(this.webhookUrl, { secret_token: this.webhookSecret, allowed_updates: [...ALLOWED_UPDATES] })
+        .setWebhook(this.webhookUrl, {
+          secret_token: this.webhookSecret,
+          allowed_updates: [...ALLOWED_UPDATES],
+          // Each update holds its connection until answered: room for that many at once.
+          max_connections: 100,
+          drop_pending_updates: false,
+        })
         .catch((e) => this.logger.error({ err: e }, 'telegram setWebhook failed'));
       this.started = true;
       this.logger.info({ path: this.webhookPath, bot: this.username }, 'telegram webhook mode');
@@ -178,10 +276,88 @@ export class TelegramChannel implements ChannelAdapter {
     this.logger.info({ bot: this.username }, 'telegram long polling');
   }
 
+  /**
+   * Stops taking updates (the webhook answers 503, polling stops fetching), lets in-flight
+   * updates finish for up to `drainMs`, then cuts the streams still running: each chat gets
+   * what arrived plus a notice, and their updates are marked done.
+   */
   async stop(): Promise<void> {
-    this.started = false;
-    if (this.runner?.isRunning()) await this.runner.stop();
+    if (this.stopping) return;
+    this.stopping = true;
+    const runner = this.runner;
     this.runner = undefined;
+    if (runner?.isRunning()) await runner.stop();
+    const drainMs = this.opts.drainMs ?? 20_000;
+    if (this.active.size > 0 && !(await settledWithin([...this.active], drainMs))) {
+      const cut = [...this.streams];
+      this.logger.warn({ inFlight: this.active.size, streams: cut.length }, 'telegram: drain deadline passed; cutting streams');
+      for (const s of cut) s.controller.abort();
+      await settledWithin(
+        cut.map((s) => s.done),
+        ABORT_GRACE_MS,
+      );
+    }
+    // Whatever still runs keeps no lease: once it lapses, Telegram's re-send is handled elsewhere.
+    for (const c of this.held) clearInterval(c.renew);
+    this.started = false;
+  }
+
+  /** Runs `fn` counted as in flight (stop() waits for it). */
+  private track<T>(fn: () => Promise<T>): Promise<T> {
+    const p = fn();
+    const settled = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.active.add(settled);
+    void settled.then(() => this.active.delete(settled));
+    return p;
+  }
+
+  private updateKey(updateId: number): string {
+    return `tg:update:${this.botId}:${updateId}`;
+  }
+
+  /**
+   * Claims the update across processes and runs `handle` once: 'done' when handled here,
+   * 'duplicate' when it was handled before, 'busy' while another process holds its lease.
+   * A failing handler still marks the update done (the user saw an error; repeating side
+   * effects would be worse); `rethrow` passes the error on (the runner's error handler).
+   */
+  private async claimAndRun(updateId: number, handle: () => Promise<unknown>, rethrow: boolean): Promise<'done' | 'duplicate' | 'busy'> {
+    const key = this.updateKey(updateId);
+    if (!(await this.store.putEphemeralIfAbsent(key, 'p', LEASE_MS))) {
+      const state = await this.store.getEphemeral(key);
+      if (state === 'd') return 'duplicate';
+      // Gone between the two reads (a lease just expired): one more try.
+      if (state !== undefined || !(await this.store.putEphemeralIfAbsent(key, 'p', LEASE_MS))) return 'busy';
+    }
+    const claim: UpdateClaim = { key, renewing: Promise.resolve() };
+    this.held.add(claim);
+    claim.renew = setInterval(() => {
+      claim.renewing = this.store.putEphemeral(key, 'p', LEASE_MS).catch((e) => this.logger.warn({ err: e }, 'telegram: update lease renewal failed'));
+    }, RENEW_MS);
+    try {
+      await this.claims.run(claim, handle);
+    } catch (e) {
+      if (rethrow) throw e;
+      this.logger.error({ err: (e as { error?: unknown }).error ?? e, update: updateId }, 'telegram update failed');
+    } finally {
+      await this.markDone(claim);
+    }
+    return 'done';
+  }
+
+  /** Idempotent; after it no lease renewal can turn the key back to 'p'. */
+  private markDone(claim: UpdateClaim): Promise<void> {
+    if (!claim.finished) {
+      clearInterval(claim.renew);
+      this.held.delete(claim);
+      claim.finished = claim.renewing
+        .then(() => this.store.putEphemeral(claim.key, 'd', DONE_TTL_MS))
+        .catch((e) => this.logger.warn({ err: e }, 'telegram: could not mark an update done'));
+    }
+    return claim.finished;
   }
 
   private async registerCommands(): Promise<void> {
@@ -219,11 +395,11 @@ export class TelegramChannel implements ChannelAdapter {
       if (!m || d.kind === 'invalid') return await answer('telegram.picker_stale');
       if (d.kind !== 'command') {
         if (d.owner !== '0' && d.owner !== String(cq.from.id)) return await answer('telegram.picker_foreign');
-        const ttl = this.opts.pickerTtlMs ?? 30 * 60_000;
+        const ttl = this.pickerTtlMs;
         if (m.date !== undefined && (m.date === 0 || Date.now() / 1000 - m.date > ttl / 1000)) return await answer('telegram.picker_stale');
       }
       if (d.kind === 'page') {
-        const st = this.pickers.get(`${m.chat.id}:${m.message_id}`);
+        const st = await this.getPicker(String(m.chat.id), m.message_id);
         if (!st) return await answer('telegram.picker_stale');
         await answer();
         await this.bot.api
@@ -233,7 +409,7 @@ export class TelegramChannel implements ChannelAdapter {
           });
         return;
       }
-      const data = d.kind === 'long' ? this.codec.long.get(d.key) : d.data;
+      const data = d.kind === 'long' ? await this.codec.long(d.key) : d.data;
       if (!data) return await answer('telegram.picker_stale');
       await answer();
       const msg = base(m.chat, cq.from, { text: '', kind: 'callback', callbackData: data, messageId: String(m.message_id) });
@@ -246,9 +422,23 @@ export class TelegramChannel implements ChannelAdapter {
 
   // ------------------------------------------------------------------ outbound
 
-  private keyboard(chat: ChannelRef, rows: Choice[][] | undefined, allowWebApp: boolean): InlineButton[][] | undefined {
+  private async keyboard(chat: ChannelRef, rows: Choice[][] | undefined, allowWebApp: boolean): Promise<InlineButton[][] | undefined> {
     if (!rows?.length) return undefined;
-    return rows.map((row) => row.map((c) => this.codec.button(c, chat.user_id, allowWebApp)));
+    return Promise.all(rows.map((row) => Promise.all(row.map((c) => this.codec.button(c, chat.user_id, allowWebApp)))));
+  }
+
+  /** Picker pages live in the store so a page tap works on any process. */
+  private pickerKey(chatId: string, messageId: number | string): string {
+    return `tg:picker:${chatId}:${messageId}`;
+  }
+
+  private async getPicker(chatId: string, messageId: number): Promise<PickerState | undefined> {
+    const v = await this.store.getEphemeral(this.pickerKey(chatId, messageId));
+    return v === undefined ? undefined : (JSON.parse(v) as PickerState);
+  }
+
+  private cardKey(workspace: string, modelId: string): string {
+    return `tg:card:${workspace}|${modelId}`;
   }
 
   private pickerPage(st: PickerState, page: number): InlineButton[][] {
@@ -320,7 +510,7 @@ export class TelegramChannel implements ChannelAdapter {
     }
     const lang: Lang = chat.lang ?? 'en';
     const allowWebApp = this.isPrivateRef(chat);
-    let markup = this.keyboard(chat, msg.choices, allowWebApp);
+    let markup = await this.keyboard(chat, msg.choices, allowWebApp);
     const size = this.opts.pickerPageSize ?? 8;
     const paged = !!markup && markup.length > size && !!chat.user_id && markup.every((r) => r.every((b) => b.callback_data));
     const all = markup;
@@ -332,12 +522,12 @@ export class TelegramChannel implements ChannelAdapter {
       const html = msg.format === 'markdown' ? markdownToHtml(parts[i]) : undefined;
       id = await this.sendText(chat.chat_id, parts[i], html, this.extras(msg, last ? markup : undefined));
     }
-    if (paged) this.pickers.set(`${chat.chat_id}:${id}`, { owner: chat.user_id!, rows: all!, lang });
+    if (paged) await this.store.putEphemeral(this.pickerKey(chat.chat_id, id), JSON.stringify({ owner: chat.user_id!, rows: all!, lang } satisfies PickerState), this.pickerTtlMs);
     return { chat, messageId: String(id) };
   }
 
   async edit(ref: SentRef, msg: OutgoingMessage): Promise<void> {
-    const markup = this.keyboard(ref.chat, msg.choices, this.isPrivateRef(ref.chat));
+    const markup = await this.keyboard(ref.chat, msg.choices, this.isPrivateRef(ref.chat));
     const text = (msg.text || '…').slice(0, TELEGRAM_MAX_MESSAGE);
     const html = msg.format === 'markdown' ? markdownToHtml(text) : undefined;
     await this.editText(ref.chat.chat_id, ref.messageId, text, html, {
@@ -388,7 +578,7 @@ export class TelegramChannel implements ChannelAdapter {
     } else {
       id = await this.sendText(chat.chat_id, plain, html, extra({ text: label, url: req.url }));
     }
-    this.cards.set(`${req.workspace}|${req.model_id}`, { chat_id: chat.chat_id, message_id: String(id) });
+    await this.store.putEphemeral(this.cardKey(req.workspace, req.model_id), JSON.stringify({ chat_id: chat.chat_id, message_id: String(id) }), CARD_TTL_MS);
     return { chat, messageId: String(id), launch };
   }
 
@@ -404,11 +594,16 @@ export class TelegramChannel implements ChannelAdapter {
       : t(lang, 'telegram.card_error', { text: escapeHtml(result.text) });
     const plain = html.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
     const markup: InlineButton[][] = ok || result.outcome === 'pending_retry' ? [] : [[{ text: t(lang, 'telegram.new_form'), callback_data: `/byok key ${result.model_id}`.slice(0, 64) }]];
-    const card = chat.message_id ? { chat_id: chat.chat_id, message_id: chat.message_id } : this.cards.get(`${result.workspace}|${result.model_id}`);
+    const cardKey = this.cardKey(result.workspace, result.model_id);
+    let card: { chat_id: string; message_id: string } | undefined = chat.message_id ? { chat_id: chat.chat_id, message_id: chat.message_id } : undefined;
+    if (!card) {
+      const v = await this.store.getEphemeral(cardKey);
+      card = v === undefined ? undefined : (JSON.parse(v) as { chat_id: string; message_id: string });
+    }
     if (card && card.chat_id === chat.chat_id) {
       try {
         await this.editText(chat.chat_id, card.message_id, plain, html, { reply_markup: { inline_keyboard: markup }, link_preview_options: { is_disabled: true } });
-        if (ok) this.cards.delete(`${result.workspace}|${result.model_id}`);
+        if (ok) await this.store.deleteEphemeral(cardKey);
         return;
       } catch (e) {
         this.logger.info({ err: e }, 'telegram: could not edit the card; sending the result');
@@ -445,75 +640,76 @@ export class TelegramChannel implements ChannelAdapter {
 
   /**
    * Streams an answer: drafts (sendMessageDraft) in private chats where the Bot API offers
-   * them, else a message edited at most once per interval per chat. Long answers are split
-   * at paragraph/code boundaries; Markdown that Telegram rejects is sent as plain text.
+   * them, else a message edited as it grows. The vendor is read without waiting for
+   * Telegram; at most one preview per interval per chat (slower in groups) shows the latest
+   * text, and previews are skipped when the bot's shared budget runs low. Long answers are
+   * split at paragraph/code boundaries; Markdown that Telegram rejects is sent as plain text.
+   * Cut by stop(): what arrived is finalised and a notice follows.
    */
   async streamReply(chat: ChannelRef, chunks: AsyncIterable<string>, lang: Lang): Promise<string> {
-    const interval = this.opts.editIntervalMs ?? 1000;
+    const priv = this.isPrivateRef(chat);
+    const interval = priv ? (this.opts.editIntervalMs ?? 1000) : (this.opts.groupEditIntervalMs ?? 3000);
     const chatId = chat.chat_id;
-    let useDraft = this.draftsSupported && this.isPrivateRef(chat);
+    let useDraft = this.draftsSupported && priv;
     let draftId = randomInt(1, 2 ** 31 - 1);
-    let full = '';
-    let done = 0;
-    let ref: SentRef | undefined;
-    let lastShown = '';
+    let messageId: string | undefined; // the preview message (edits mode)
 
-    const finalize = async (text: string) => {
-      if (ref) await this.editText(chatId, ref.messageId, text, markdownToHtml(text), {});
-      else await this.sendText(chatId, text, markdownToHtml(text), {});
-      ref = undefined;
-      lastShown = '';
-      draftId = randomInt(1, 2 ** 31 - 1);
-    };
     const preview = async (text: string) => {
+      const html = markdownToHtml(text);
       if (useDraft) {
         try {
-          try {
-            await this.bot.api.sendMessageDraft(Number(chatId), draftId, markdownToHtml(text), { parse_mode: 'HTML' });
-          } catch (e) {
-            if (!isParseError(e)) throw e;
-            await this.bot.api.sendMessageDraft(Number(chatId), draftId, text);
-          }
+          await asPreview(async () => {
+            try {
+              await this.bot.api.sendMessageDraft(Number(chatId), draftId, html, { parse_mode: 'HTML' });
+            } catch (e) {
+              if (!isParseError(e)) throw e;
+              await this.bot.api.sendMessageDraft(Number(chatId), draftId, text);
+            }
+          });
           return;
         } catch (e) {
+          if (e instanceof BudgetSkipped) throw e;
           this.logger.info({ err: e }, 'telegram: sendMessageDraft unavailable; streaming with edits');
           this.draftsSupported = false;
           useDraft = false;
         }
       }
-      if (ref) await this.editText(chatId, ref.messageId, text, markdownToHtml(text), {});
-      else ref = { chat, messageId: String(await this.sendText(chatId, text, markdownToHtml(text), {})) };
+      if (messageId) await asPreview(() => this.editText(chatId, messageId!, text, html, {}));
+      else messageId = String(await asPreview(() => this.sendText(chatId, text, html, {})));
     };
-    const flush = async (final: boolean) => {
-      const parts = splitMessage(full, PART_MAX);
-      while (done < parts.length - 1) {
-        await finalize(parts[done]);
-        done += 1;
-      }
-      const tail = parts[done] ?? '';
-      if (!tail) return;
-      if (final) {
-        await finalize(tail);
-        return;
-      }
-      if (tail === lastShown) return;
-      const now = Date.now();
-      if (now - (this.lastEdit.get(chatId) ?? 0) < interval) return;
-      this.lastEdit.set(chatId, now);
-      await preview(tail);
-      lastShown = tail;
+    const finalize = async (text: string, shown: string) => {
+      // An edited preview already showing this exact text is final as it is.
+      if (messageId && text !== shown) await this.editText(chatId, messageId, text, markdownToHtml(text), {});
+      else if (!messageId) await this.sendText(chatId, text, markdownToHtml(text), {});
+      messageId = undefined;
+      draftId = randomInt(1, 2 ** 31 - 1);
     };
+
+    const claim = this.claims.getStore();
+    const controller = new AbortController();
+    const run = (async () => {
+      const r = await paintStream(chunks, {
+        intervalMs: interval,
+        partMax: PART_MAX,
+        ops: { preview, finalize },
+        signal: controller.signal,
+        onPreviewError: (e) => this.logger.debug({ err: e }, 'telegram: streaming preview failed'),
+      });
+      if (r.aborted) {
+        await this.sendText(chatId, t(lang, 'telegram.cut_off'), undefined, {}).catch((e) => this.logger.warn({ err: e }, 'telegram: could not send the cut-off notice'));
+        if (claim) await this.markDone(claim);
+      } else if (!r.text) {
+        await this.sendText(chatId, t(lang, 'relay.empty'), undefined, {});
+      }
+      return r.text;
+    })();
+    const handle: StreamHandle = { controller, done: run.catch(() => undefined) };
+    this.streams.add(handle);
     try {
-      for await (const c of chunks) {
-        full += c;
-        await flush(false);
-      }
-      if (!full) await this.sendText(chatId, t(lang, 'relay.empty'), undefined, {});
-      else await flush(true);
+      return await run;
     } finally {
-      this.lastEdit.delete(chatId);
+      this.streams.delete(handle);
     }
-    return full;
   }
 
   // ------------------------------------------------------------------ secure form

@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import type { Choice } from '../types.ts';
+import type { Store } from '../../src/store/types.ts';
 
 /**
  * Callback data for inline buttons (Telegram allows 1–64 bytes):
  *   `/…`              a plain command (the "new form" button on a card): passed through.
  *   `c|<uid36>|<cmd>` a choice bound to the user who asked for the menu.
- *   `k|<uid36>|<key>` the same, when `<cmd>` is too long: the command waits in a short-lived map.
- *   `p|<uid36>|<n>`   picker page n (the rows wait in a short-lived map keyed by the message).
- * A tap by another user is refused (foreign); a menu older than the TTL, or one whose
- * state this process no longer has, is refused as stale.
+ *   `k|<uid36>|<key>` the same, when `<cmd>` is too long: the command waits in the store.
+ *   `p|<uid36>|<n>`   picker page n (the rows wait in the store, keyed by chat and message).
+ * The state lives in the store, so a tap handled by any process finds it. A tap by another
+ * user is refused (foreign); a menu older than the TTL, or whose state expired, is stale.
  */
 
 export const MAX_CALLBACK_BYTES = 64;
@@ -79,31 +80,36 @@ export interface InlineButton {
   web_app?: { url: string };
 }
 
+/**
+ * Encodes choices as callback data. Commands too long for 64 bytes wait in the store under
+ * `tg:cb:<key>` (JSON), so a tap answered by another process still finds them.
+ */
 export class CallbackCodec {
-  readonly long: TtlMap<string>;
-  constructor(ttlMs: number) {
-    this.long = new TtlMap<string>(ttlMs);
-  }
+  constructor(
+    private readonly store: Store,
+    private readonly ttlMs: number,
+  ) {}
 
   /** Callback data for a choice's command, bound to `owner` when known. */
-  encode(data: string, owner: string | undefined): string {
-    if (!owner) {
-      if (Buffer.byteLength(data) <= MAX_CALLBACK_BYTES) return data;
-      const key = randomBytes(9).toString('base64url');
-      this.long.set(key, data);
-      return `k|0|${key}`;
-    }
-    const direct = `c|${uid36(owner)}|${data}`;
-    if (Buffer.byteLength(direct) <= MAX_CALLBACK_BYTES) return direct;
+  async encode(data: string, owner: string | undefined): Promise<string> {
+    const prefix = owner ? `c|${uid36(owner)}|` : '';
+    if (Buffer.byteLength(prefix + data) <= MAX_CALLBACK_BYTES) return prefix + data;
     const key = randomBytes(9).toString('base64url');
-    this.long.set(key, data);
-    return `k|${uid36(owner)}|${key}`;
+    await this.store.putEphemeral(`tg:cb:${key}`, JSON.stringify(data), this.ttlMs);
+    return `k|${owner ? uid36(owner) : '0'}|${key}`;
   }
 
-  button(choice: Choice, owner: string | undefined, allowWebApp: boolean): InlineButton {
+  /** The command behind a `k|…` button, or undefined when it expired. */
+  async long(key: string): Promise<string | undefined> {
+    if (!/^[A-Za-z0-9_-]{1,32}$/.test(key)) return undefined;
+    const v = await this.store.getEphemeral(`tg:cb:${key}`);
+    return v === undefined ? undefined : (JSON.parse(v) as string);
+  }
+
+  async button(choice: Choice, owner: string | undefined, allowWebApp: boolean): Promise<InlineButton> {
     if (choice.webAppUrl && allowWebApp) return { text: choice.label, web_app: { url: choice.webAppUrl } };
     if (choice.url || choice.webAppUrl) return { text: choice.label, url: (choice.url ?? choice.webAppUrl)! };
-    return { text: choice.label, callback_data: this.encode(choice.data ?? choice.label, owner) };
+    return { text: choice.label, callback_data: await this.encode(choice.data ?? choice.label, owner) };
   }
 }
 

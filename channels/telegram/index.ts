@@ -3,3 +3,4 @@ export { verifyInitData, signInitData, type InitDataResult, type InitDataUser } 
 export { messageToInbound, workspaceOf, groupWorkspaceOf, type TgUpdate } from './inbound.ts';
 export { markdownToHtml, escapeHtml } from './format.ts';
 export { commandList } from './commands.ts';
+export { SendBudget, bucketName, type BudgetOptions } from './budget.ts';

@@ -63,9 +63,9 @@ describe('telegram channel: the whole flow against the Bot API emulator', () => 
     const ch = new TelegramChannel({
       config: app.config,
       logger: app.logger,
+      store: app.store,
       webApp: 'never',
       transformers: [rec.transformer],
-      throttle: { global: {}, out: { maxConcurrent: 1, minTime: 20 }, group: { maxConcurrent: 1, minTime: 20 } },
       editIntervalMs: 150,
       pollRetryInterval: 100,
     });
@@ -188,7 +188,7 @@ describe('telegram channel: webhook mode', () => {
       TELEGRAM_WEBHOOK_URL: 'https://bot.example.com/telegram/hook',
       TELEGRAM_WEBHOOK_SECRET: 'right-secret',
     }));
-    app.addChannel(new TelegramChannel({ config: app.config, logger: app.logger, transformers: [rec.transformer], throttle: false }));
+    app.addChannel(new TelegramChannel({ config: app.config, logger: app.logger, store: app.store, transformers: [rec.transformer], budget: false }));
     await app.start();
   }, 60_000);
 

@@ -1,14 +1,29 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import Fastify from 'fastify';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { TelegramChannel } from '../../channels/telegram/index.ts';
 import { signInitData } from '../../channels/telegram/initdata.ts';
 import type { InboundMessage } from '../../channels/types.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
+import { FileStore } from '../../src/store/file-store.ts';
 import { apiRecorder, sleep, type StubResult } from '../support/telegram.ts';
 
 const TOKEN = '777:unit-test-token';
 const logger = createLogger({ level: 'silent' });
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** A store of its own per channel (the state of one "process" group). */
+function tempStore(): FileStore {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byok-tgunit-'));
+  dirs.push(dir);
+  return new FileStore(dir);
+}
 
 function channel(stubs: Record<string, any> = {}, extra: Partial<ConstructorParameters<typeof TelegramChannel>[0]> = {}) {
   const rec = apiRecorder(stubs, { passThrough: false });
@@ -16,8 +31,9 @@ function channel(stubs: Record<string, any> = {}, extra: Partial<ConstructorPara
     config: loadConfig({ TELEGRAM_BOT_TOKEN: TOKEN, BYOK_DATA_DIR: '/tmp/unused' }),
     logger,
     botInfo: { id: 777, username: 'ByokTestBot' },
+    store: tempStore(),
     transformers: [rec.transformer],
-    throttle: false,
+    budget: false,
     editIntervalMs: 0,
     ...extra,
   });
@@ -145,9 +161,12 @@ describe('TelegramChannel', () => {
       },
       { drafts: 'never', editIntervalMs: 0 },
     );
+    // Chunks far apart: each is shown before the next arrives.
     async function* chunks() {
       yield 'Hello ';
+      await sleep(30);
       yield '**world**';
+      await sleep(30);
       yield ' BAD';
     }
     const full = await ch.streamReply(priv, chunks(), 'en');
@@ -189,6 +208,7 @@ describe('TelegramChannel', () => {
     const { ch, rec } = channel({}, { editIntervalMs: 0 });
     async function* c() {
       yield 'a';
+      await sleep(30);
       yield 'b';
     }
     await ch.streamReply(priv, c(), 'en');

@@ -1,8 +1,12 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { escapeHtml, isNotModified, isParseError, markdownToHtml } from '../../channels/telegram/format.ts';
 import { messageToInbound } from '../../channels/telegram/inbound.ts';
 import { decodeCallback, CallbackCodec, pageRows } from '../../channels/telegram/callbacks.ts';
 import { commandList } from '../../channels/telegram/commands.ts';
+import { FileStore } from '../../src/store/file-store.ts';
 
 describe('telegram format', () => {
   it('escapes HTML and converts the Markdown models write', () => {
@@ -44,15 +48,21 @@ describe('telegram update mapping', () => {
     expect(messageToInbound({ update_id: 8, message: { message_id: 9, chat: { id: 1, type: 'private' }, from: { id: 1, is_bot: true }, text: 'x' } })).toBeUndefined();
   });
 
-  it('encodes callback data within 64 bytes, bound to the user', () => {
-    const codec = new CallbackCodec(60_000);
-    const short = codec.encode('/model custom/qwen-plus-e3f4', '123456789');
+  it('encodes callback data within 64 bytes, bound to the user; long commands wait in the store', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byok-tgcodec-'));
+    const codec = new CallbackCodec(new FileStore(dir), 60_000);
+    const short = await codec.encode('/model custom/qwen-plus-e3f4', '123456789');
     expect(Buffer.byteLength(short)).toBeLessThanOrEqual(64);
     expect(decodeCallback(short)).toEqual({ kind: 'choice', owner: '123456789', data: '/model custom/qwen-plus-e3f4' });
-    const long = codec.encode('/model openrouter/anthropic/claude-3.7-sonnet:thinking-extended', '123456789');
+    const long = await codec.encode('/model openrouter/anthropic/claude-3.7-sonnet:thinking-extended', '123456789');
+    expect(Buffer.byteLength(long)).toBeLessThanOrEqual(64);
     const d = decodeCallback(long);
     expect(d.kind).toBe('long');
-    if (d.kind === 'long') expect(codec.long.get(d.key)).toContain('claude');
+    if (d.kind === 'long') expect(await codec.long(d.key)).toContain('claude');
+    // Another codec on the same store (another process) finds it too.
+    if (d.kind === 'long') expect(await new CallbackCodec(new FileStore(dir), 60_000).long(d.key)).toBe('/model openrouter/anthropic/claude-3.7-sonnet:thinking-extended');
+    expect(await codec.long('missing')).toBeUndefined();
+    fs.rmSync(dir, { recursive: true, force: true });
     expect(decodeCallback('/byok key x')).toEqual({ kind: 'command', data: '/byok key x' });
     expect(decodeCallback('p|3f|2')).toEqual({ kind: 'page', owner: String(parseInt('3f', 36)), page: 2 });
     expect(decodeCallback('garbage')).toEqual({ kind: 'invalid' });
