@@ -15,11 +15,11 @@ import type { Store } from '../../src/store/types.ts';
  * tick coalesces whatever arrived meanwhile.
  */
 export interface BudgetOptions {
-  /** Tokens per second for the bot (default 30). */
+  /** Tokens per second for the bot (default 25). */
   ratePerSec?: number;
-  /** Bucket size (default 30). */
+  /** Bucket size (default 5): rate + burst is the most any one second can carry (30, Telegram's figure). */
   burst?: number;
-  /** Tokens previews must leave for final messages (default 10). */
+  /** Tokens previews must leave for final messages (default 2). */
   previewReserve?: number;
 }
 
@@ -88,9 +88,9 @@ export class SendBudget {
     readonly bucket: string,
     opts: BudgetOptions = {},
   ) {
-    this.ratePerSec = opts.ratePerSec ?? 30;
-    this.burst = opts.burst ?? 30;
-    this.previewReserve = Math.min(opts.previewReserve ?? 10, Math.max(0, this.burst - 1));
+    this.ratePerSec = opts.ratePerSec ?? 25;
+    this.burst = opts.burst ?? 5;
+    this.previewReserve = Math.min(opts.previewReserve ?? 2, Math.max(0, this.burst - 1));
   }
 
   /** Waits for a token (final messages, ordinary sends). */

@@ -53,6 +53,8 @@ function env(extra: Record<string, string> = {}): Record<string, string> {
     TELEGRAM_WEBHOOK_URL: `${proxy.url}/telegram/webhook`,
     TELEGRAM_WEBHOOK_SECRET: SECRET,
     LOG_LEVEL: 'info',
+    // Behind the proxy: the client address is the X-Forwarded-For entry (per-IP form limits).
+    TRUST_PROXY: '1',
     ...extra,
   };
 }
@@ -106,6 +108,8 @@ function textUpdate(user: number, text: string, id = ++updateId): Record<string,
   };
 }
 
+/** Each user's browser has its own address (TEST-NET-3 labels, never contacted). */
+const clientOf = (user: number) => ({ 'x-forwarded-for': `203.0.113.${user % 250}` });
 const texts = (user: number) => botApi.messages(user).map((m) => m.text);
 const formUrlOf = (user: number): string | undefined => {
   for (const m of botApi.messages(user)) {
@@ -130,7 +134,7 @@ async function addModel(user: number): Promise<string> {
 async function requestAndSubmit(user: number, modelId: string): Promise<{ status: number }> {
   await deliver(textUpdate(user, `/byok key ${modelId}`));
   const url = await waitFor(() => formUrlOf(user), 15_000, `the form link for ${user}`);
-  const r = await submitForm(url, { DIST_API_KEY: keyOf(user) });
+  const r = await submitForm(url, { DIST_API_KEY: keyOf(user) }, { headers: clientOf(user) });
   return { status: r.status };
 }
 
@@ -282,7 +286,7 @@ describe('distributed mode: two web processes, two workers, one Redis', () => {
     const url = await waitFor(() => formUrlOf(u), 15_000, 'form link');
     await redis.stop();
     const t0 = Date.now();
-    const during = await submitForm(url, { DIST_API_KEY: keyOf(u) }).catch((e: Error) => ({ status: 0, body: e.message, statusUrl: '' }));
+    const during = await submitForm(url, { DIST_API_KEY: keyOf(u) }, { headers: clientOf(u) }).catch((e: Error) => ({ status: 0, body: e.message, statusUrl: '' }));
     const took = Date.now() - t0;
     // Never a hang for the whole outage: an answer within a few seconds (busy, try again).
     expect(took).toBeLessThan(10_000);
@@ -291,7 +295,7 @@ describe('distributed mode: two web processes, two workers, one Redis', () => {
     // The processes reconnect by themselves; the same link still works.
     const after = await waitFor(
       async () => {
-        const r = await submitForm(url, { DIST_API_KEY: keyOf(u) }).catch(() => undefined);
+        const r = await submitForm(url, { DIST_API_KEY: keyOf(u) }, { headers: clientOf(u) }).catch(() => undefined);
         return r && r.status !== 503 && r.status !== 502 ? r : undefined;
       },
       60_000,

@@ -12,7 +12,8 @@ export async function submitForm(
   opts: { headers?: Record<string, string> } = {},
 ): Promise<{ status: number; body: unknown; statusUrl: string }> {
   await sodium.ready;
-  const page = await fetch(url);
+  // The page GET carries the same headers (e.g. X-Forwarded-For behind a test proxy).
+  const page = await fetch(url, { headers: opts.headers });
   if (page.status !== 200) throw new Error(`form page answered ${page.status}`);
   const html = await page.text();
   const pk = /data-public-key="([^"]+)"/.exec(html)?.[1];
