@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ChannelAdapter } from '../channels/types.ts';
-import { validateKeyFinalFailure, validateKeyHandler, type ValidateDeps } from '../worker/validate-key.ts';
+import { keepsPreviousKey, validateKeyFinalFailure, validateKeyHandler, type ValidateDeps } from '../worker/validate-key.ts';
 import { Notifier } from './chat/notifier.ts';
 import { loadPlatformModels, type PlatformModels } from './chat/platform.ts';
 import { ChatRouter } from './chat/router.ts';
@@ -11,6 +11,7 @@ import { JOB_NOTIFY, JOB_VALIDATE_KEY, type ChannelRef, type NotifyPayload, type
 import { createRegistry, type Registry } from './registry/registry.ts';
 import { BoxKeys } from './secrets/box-keys.ts';
 import { redactKeys } from './secrets/detector.ts';
+import { scrubProbe } from './secrets/scrub.ts';
 import { loadCheckedMasterKeys } from './secrets/keyring-check.ts';
 import { Vault } from './secrets/vault.ts';
 import { buildServer, type RateLimits } from './secure-input/server.ts';
@@ -138,18 +139,18 @@ export async function createApp(opts: AppOptions): Promise<App> {
       const sub = await submissions.forModel(ws, modelId);
       if (!sub) return false;
       await submissions.bumpRound(ws, sub.id);
-      await registry.set_status(ws, modelId, 'validating');
+      if (!(await keepsPreviousKey({ registry, vault }, ws, modelId))) await registry.set_status(ws, modelId, 'validating');
       // Same job id as the submission's own job: a retest while it still runs is a no-op.
       await enqueueValidation(ws, sub);
       return true;
     },
     async probeStored(ws, model): Promise<ProbeResult> {
-      const r = await withModelSecrets(vault, ws, model, (secrets) => getWire(model.wire).probe(model, secrets));
+      const r = await withModelSecrets(vault, ws, model, async (secrets) => scrubProbe(await getWire(model.wire).probe(model, secrets), secrets));
       return r ?? { outcome: 'invalid_key', message: 'no key stored' };
     },
   });
 
-  const trustHops = Number(process.env.TRUST_PROXY) || 0;
+  const trustHops = config.trustProxyHops;
   const server = buildServer({
     store,
     requests,
@@ -171,7 +172,10 @@ export async function createApp(opts: AppOptions): Promise<App> {
         channel: record.channel,
         lang: record.lang,
       });
-      await registry.set_status(record.workspace, record.model_id, 'validating');
+      // A model working on a stored key keeps its status until a new key is proven.
+      if (!(await keepsPreviousKey({ registry, vault }, record.workspace, record.model_id))) {
+        await registry.set_status(record.workspace, record.model_id, 'validating');
+      }
       // Saved: a failed enqueue (Redis away) must not put the token back; the workers'
       // sweep (requeuePending) queues the submission when Redis is back.
       await enqueueValidation(record.workspace, sub).catch((e) => logger.warn({ err: e, model_id: record.model_id }, 'validate-key not queued yet; the sweep will queue it'));

@@ -15,6 +15,7 @@ import { getWire } from './vendors/wires/index.ts';
 import { validateKeyHandler } from '../worker/validate-key.ts';
 import { createLogger } from './log.ts';
 import { withModelSecrets } from './secrets/model-secrets.ts';
+import { scrubProbe } from './secrets/scrub.ts';
 import type { CommandContext, CommandSpec } from './cli.ts';
 
 /**
@@ -129,7 +130,7 @@ export const secretCommands: Record<string, CommandSpec> = {
           return { ok: false, code: 'rejected', model_id: model.id, outcome, error: `the vendor answered ${outcome}` };
         }
       }
-      const result = await withModelSecrets(vault, ctx.workspace, model, (secrets) => getWire(model.wire).probe(model, secrets));
+      const result = await withModelSecrets(vault, ctx.workspace, model, async (secrets) => scrubProbe(await getWire(model.wire).probe(model, secrets), secrets));
       if (!result) return { ok: false, code: 'need_env_input', error: `no key stored for custom/${model.id}; run byok request-key ${model.id}` };
       if (result.outcome === 'ok') {
         await ctx.registry().set_status(ctx.workspace, model.id, 'active');

@@ -9,6 +9,8 @@ import { WHAT_TO_DO } from '../src/vendors/classify.ts';
 import type { ProbeResult, Secrets, VendorOutcome } from '../src/vendors/types.ts';
 import { getWire } from '../src/vendors/wires/index.ts';
 import { isByokError } from '../src/errors.ts';
+import { t as tr } from '../src/i18n/index.ts';
+import { scrubProbe } from '../src/secrets/scrub.ts';
 
 export interface BoxOpener {
   open(keyId: string, sealed: Uint8Array): Promise<Uint8Array>;
@@ -45,6 +47,20 @@ const MIN_TRY_MS = 2_000;
 const MIN_RETRY_LEFT_MS = 1_000;
 
 const DEFINITE: ReadonlySet<VendorOutcome> = new Set(['invalid_key', 'invalid_model', 'quota_exceeded', 'rejected']);
+
+/**
+ * A model that is active on a stored key keeps working while a replacement key is checked:
+ * a submission does not set it 'validating' and a refused replacement does not set
+ * 'key_error' (the attempt is recorded apart, in `last_key_attempt`).
+ */
+export async function keepsPreviousKey(
+  deps: { registry: Pick<Registry, 'get'>; vault: Pick<Vault, 'has'> },
+  workspace: string,
+  modelId: string,
+): Promise<boolean> {
+  const got = await deps.registry.get(workspace, modelId);
+  return got.ok && got.model.status === 'active' && (await deps.vault.has(workspace, got.model.api_key_env));
+}
 
 /** A transient vendor failure: the runner retries it with backoff. */
 export class TransientVendorError extends Error {
@@ -104,7 +120,11 @@ export function validateKeyHandler(deps: ValidateDeps) {
       // Only a definite answer about the box itself is final; a store hiccup is retried, so
       // a key is never lost to an infrastructure error.
       if (!isByokError(e) || (e.code !== 'stale_key_id' && e.code !== 'invalid_input')) throw e;
-      await finish('rejected', e.code === 'stale_key_id' ? 'The form was out of date; open a new one.' : 'The sealed key could not be opened.');
+      // A form problem, not a vendor answer: the vendor was never contacted.
+      const kept = await keepsPreviousKey(deps, workspace, model.id);
+      if (kept) await deps.registry.record_key_attempt(workspace, model.id, { outcome: 'form_error' });
+      else if (model.status === 'validating') await deps.registry.set_status(workspace, model.id, 'pending_key');
+      await finish('form_error', e.code === 'stale_key_id' ? 'the form was out of date' : 'the sealed key could not be opened', undefined, { kept });
       throw new UnrecoverableError('sealed box did not open');
     }
 
@@ -112,7 +132,8 @@ export function validateKeyHandler(deps: ValidateDeps) {
     const deadline = (Number.isFinite(startedAt) ? startedAt : Date.now()) + budget.totalMs;
     let result: ProbeResult;
     try {
-      result = await probeWithin(probe, model, secrets, Math.min(budget.probeTimeoutMs, Math.max(MIN_TRY_MS, deadline - Date.now())));
+      // Vendors echo keys (whole, cut short, URL-encoded): scrub before anything is kept or shown.
+      result = scrubProbe(await probeWithin(probe, model, secrets, Math.min(budget.probeTimeoutMs, Math.max(MIN_TRY_MS, deadline - Date.now()))), secrets);
       // A newer form submitted meanwhile replaced this submission: its job decides, not this one.
       if (!(await current())) return 'superseded';
       if (result.outcome === 'ok') {
@@ -120,6 +141,7 @@ export function validateKeyHandler(deps: ValidateDeps) {
         const masked = maskKey(secrets[model.api_key_env]);
         // The model, and the other models of the same vendor that share this key: one update.
         await deps.registry.set_status_and_key(workspace, model.id, model.api_key_env, 'active');
+        if (model.last_key_attempt) await deps.registry.record_key_attempt(workspace, model.id, { outcome: 'ok' });
         await finish('ok', undefined, masked);
         return 'ok';
       }
@@ -127,8 +149,11 @@ export function validateKeyHandler(deps: ValidateDeps) {
       wipe(secrets);
     }
     if (DEFINITE.has(result.outcome)) {
-      await deps.registry.set_status(workspace, model.id, 'key_error', { code: result.outcome, message: result.message ?? result.outcome });
-      await finish(result.outcome, result.message);
+      const kept = await keepsPreviousKey(deps, workspace, model.id);
+      if (kept) await deps.registry.record_key_attempt(workspace, model.id, { outcome: result.outcome });
+      else await deps.registry.set_status(workspace, model.id, 'key_error', { code: result.outcome, message: result.message ?? result.outcome });
+      // A mistyped key: the page may offer the form again (a fresh link, see EnvInputRequests.retryFor).
+      await finish(result.outcome, result.message, undefined, { kept, retry: result.outcome === 'invalid_key' });
       throw new UnrecoverableError(`vendor answered ${result.outcome}`);
     }
     const transient = new TransientVendorError(result.outcome, result.retryAfterMs, result.status, result.message);
@@ -150,14 +175,39 @@ export function validateKeyHandler(deps: ValidateDeps) {
      * while the first notification is queued. Validate jobs for one submission share one job
      * id, so two never run at once.
      */
-    async function finish(outcome: string, message?: string, masked?: string): Promise<void> {
+    async function finish(outcome: string, message?: string, masked?: string, opts: { kept?: boolean; retry?: boolean } = {}): Promise<void> {
       if (!(await current())) return;
+      const lang = sub!.lang ?? 'en';
+      const said = message ?? outcome;
+      const pageMessage =
+        outcome === 'form_error'
+          ? tr(lang, opts.kept ? 'form.form_error_kept' : 'form.form_error', { message: said })
+          : opts.kept
+            ? tr(lang, 'form.kept_previous', { message: said })
+            : said;
       await deps.requests.setStatus(
         sub!.token_hash,
-        outcome === 'ok' ? { status: 'ok', masked_key: masked } : { code: outcome, message: message ?? outcome, what_to_do: WHAT_TO_DO[outcome as VendorOutcome] ?? 'none' },
+        outcome === 'ok'
+          ? { status: 'ok', masked_key: masked }
+          : {
+              code: outcome,
+              message: pageMessage,
+              what_to_do: outcome === 'form_error' ? 'open_new_form' : (WHAT_TO_DO[outcome as VendorOutcome] ?? 'none'),
+              ...(opts.kept ? { kept_previous: true } : {}),
+              ...(opts.retry ? { retry: true } : {}),
+            },
       );
       // After the status: whoever is notified can read the result on the page at once.
-      const payload: NotifyPayload = { channel: sub!.channel, workspace, model_id: model.id, outcome, masked_key: masked, message, notice_id: submission_id };
+      const payload: NotifyPayload = {
+        channel: sub!.channel,
+        workspace,
+        model_id: model.id,
+        outcome,
+        masked_key: masked,
+        message,
+        notice_id: submission_id,
+        ...(opts.kept ? { reason: 'kept_previous' } : {}),
+      };
       await deps.notifyQueue.enqueue(JOB_NOTIFY, payload, { jobId: `notify-${submission_id}` });
       await deps.submissions.remove(workspace, submission_id);
     }
@@ -176,10 +226,12 @@ export function validateKeyFinalFailure(deps: ValidateDeps) {
     // What the vendor said last: a 429 or a 5xx is an answer, not "could not be reached".
     const reason = t?.outcome === 'rate_limited' || t?.outcome === 'vendor_unavailable' ? t.outcome : 'unreachable';
     const said = pendingMessage(reason, t);
-    await deps.registry.set_status(job.workspace, sub.model_id, 'validating', { code: 'pending_retry', message: said });
+    const kept = await keepsPreviousKey(deps, job.workspace, sub.model_id);
+    if (kept) await deps.registry.record_key_attempt(job.workspace, sub.model_id, { outcome: 'pending_retry' });
+    else await deps.registry.set_status(job.workspace, sub.model_id, 'validating', { code: 'pending_retry', message: said });
     await deps.requests.setStatus(sub.token_hash, {
       code: 'pending_retry',
-      message: `${said[0]!.toUpperCase()}${said.slice(1)}; your key stays sealed. Retry with /byok test from the chat.`,
+      message: `${said[0]!.toUpperCase()}${said.slice(1)}; your key stays sealed. Retry with /byok test from the chat.${kept ? ' Your previous key is still in use.' : ''}`,
       what_to_do: reason === 'rate_limited' ? 'wait' : 'try_later',
     });
     const payload: NotifyPayload = {

@@ -1,6 +1,7 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import QRCode from 'qrcode';
 import qrcodeTerminal from 'qrcode-terminal';
 import { types as wxTypes, WechatyBuilder, type Wechaty, type WechatyOptions } from 'wechaty';
@@ -53,6 +54,28 @@ export interface WechatChannelOptions {
 }
 
 export const WECHAT_MAX_MESSAGE = 2000;
+/** /wechat/qr fetches per client per minute (the operator's page refreshes it by hand). */
+export const QR_GETS_PER_MINUTE = 30;
+
+function isLoopback(addr: string | undefined): boolean {
+  if (!addr) return false;
+  const a = addr.replace(/^::ffff:/i, '');
+  return a === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(a);
+}
+
+function qrSecretOf(req: FastifyRequest): string | undefined {
+  const auth = req.headers.authorization;
+  if (typeof auth === 'string' && /^Bearer\s+\S/i.test(auth)) return auth.replace(/^Bearer\s+/i, '').trim();
+  const q = (req.query as Record<string, unknown> | undefined)?.secret;
+  return typeof q === 'string' && q.length > 0 ? q : undefined;
+}
+
+/** Constant time whatever the lengths: compares digests. */
+function sameSecret(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given, 'utf8').digest();
+  const b = createHash('sha256').update(expected, 'utf8').digest();
+  return timingSafeEqual(a, b);
+}
 
 /** Non-text messages that get the short "text only" note (in private chats). */
 const MEDIA_TYPES = new Set<number>([
@@ -183,13 +206,53 @@ export class WechatChannel implements ChannelAdapter {
     }
   }
 
+  /**
+   * The login QR logs whoever scans it first into the bot: it is served only to a loopback
+   * peer (the TCP peer itself, never X-Forwarded-For; behind a proxy every request comes from
+   * loopback, so then loopback alone is not enough) or with BYOK_ADMIN_SECRET (`?secret=` or
+   * `Authorization: Bearer`). Anyone else gets the same 404 as a missing route. Rate-limited
+   * per client before the secret is looked at, so the limit also bounds guessing.
+   */
   mount(server: FastifyInstance): void {
-    server.get('/wechat/qr', async (_req, reply) => {
+    const { config } = this.opts;
+    const limited = (req: FastifyRequest): Promise<boolean> =>
+      server.hasDecorator('limitPerClient') ? server.limitPerClient(req, 'wechat-qr', QR_GETS_PER_MINUTE, 60_000) : Promise.resolve(this.localLimit(req.socket.remoteAddress));
+    server.get('/wechat/qr', async (req, reply) => {
       reply.header('cache-control', 'no-store');
+      const peer = req.socket.remoteAddress;
+      const local = isLoopback(peer) && !(config.trustProxyHops > 0);
+      const notFound = () => reply.code(404).send({ ok: false, code: 'not_found', error: 'Not found.' });
+      if (await limited(req)) {
+        this.logger.warn({ route: '/wechat/qr', reason: 'rate_limited' }, 'wechat: login QR refused');
+        if (!local) return notFound();
+        return reply.code(429).header('Retry-After', '60').send({ ok: false, code: 'rate_limited' });
+      }
+      if (!local) {
+        const given = qrSecretOf(req);
+        if (!config.adminSecret || !given || !sameSecret(given, config.adminSecret)) {
+          this.logger.warn({ route: '/wechat/qr', reason: given ? 'wrong_secret' : 'not_loopback', trust_proxy: config.trustProxyHops }, 'wechat: login QR refused');
+          return notFound();
+        }
+      }
       if (!this.waitingForScan) return reply.code(404).send({ ok: false, waiting_for_scan: false });
       const png = await QRCode.toBuffer(this.qr!.value, { type: 'png', width: 320, margin: 2 });
       return reply.type('image/png').send(png);
     });
+  }
+
+  private qrHits = new Map<string, { n: number; until: number }>();
+
+  /** Without the secure-input server's shared limiter (a bare server in tests): per process. */
+  private localLimit(peer: string | undefined): boolean {
+    const now = Date.now();
+    const k = peer ?? 'unknown';
+    const e = this.qrHits.get(k);
+    if (!e || e.until <= now) {
+      if (this.qrHits.size > 10_000) this.qrHits.clear();
+      this.qrHits.set(k, { n: 1, until: now + 60_000 });
+      return false;
+    }
+    return ++e.n > QR_GETS_PER_MINUTE;
   }
 
   /** Maps a Wechaty message to the chat core's InboundMessage, or undefined when it is ignored. */

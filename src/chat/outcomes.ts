@@ -11,6 +11,7 @@ export const OUTCOMES = [
   'unreachable',
   'rejected',
   'pending_retry',
+  'form_error',
 ] as const;
 
 /**
@@ -28,12 +29,20 @@ export function outcomeText(
   outcome: string,
   p: { model: { id: string; name: string }; masked?: string; message?: string; retryAfterMs?: number; reason?: string; status?: number },
 ): string {
+  // kept_previous: a replacement key was not stored; the model still runs on the previous one.
+  const kept = p.reason === 'kept_previous';
   const key =
     outcome === 'pending_retry'
       ? pendingKey(p.reason)
-      : (OUTCOMES as readonly string[]).includes(outcome)
-        ? (`outcome.${outcome}` as MessageKey)
-        : 'outcome.rejected';
+      : outcome === 'form_error'
+        ? kept
+          ? 'outcome.form_error_kept'
+          : 'outcome.form_error'
+        : kept && outcome !== 'ok'
+          ? 'outcome.kept_previous'
+          : (OUTCOMES as readonly string[]).includes(outcome)
+            ? (`outcome.${outcome}` as MessageKey)
+            : 'outcome.rejected';
   const wait = p.retryAfterMs ? t(lang, 'wait.seconds', { n: Math.max(1, Math.ceil(p.retryAfterMs / 1000)) }) : t(lang, 'wait.moment');
   return t(lang, key, {
     model: p.model.name,

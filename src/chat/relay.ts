@@ -8,6 +8,7 @@ import { getWire } from '../vendors/wires/index.ts';
 import type { ChatMessage, Secrets, StreamEvent } from '../vendors/types.ts';
 import { outcomeText } from './outcomes.ts';
 import { withModelSecrets } from '../secrets/model-secrets.ts';
+import { scrubWith } from '../secrets/scrub.ts';
 import type { PlatformModels } from './platform.ts';
 import { splitMessage } from './split.ts';
 import type { ChatStateStore } from './state.ts';
@@ -77,6 +78,16 @@ export class Relay {
     const usageKey = isPlatform ? model.id : MODEL_SELECTOR_PREFIX + model.id;
 
     const run = async (secrets: Secrets): Promise<string> => {
+      try {
+        return await call(secrets);
+      } catch (e) {
+        // While the key is still open: a vendor error echoing it (cut short, URL-encoded) is scrubbed.
+        const v = e as { outcome?: unknown; message?: unknown };
+        if (v && typeof v.outcome === 'string' && typeof v.message === 'string') v.message = scrubWith(v.message, secrets);
+        throw e;
+      }
+    };
+    const call = async (secrets: Secrets): Promise<string> => {
       const wire = getWire(model.wire);
       const controller = new AbortController();
       let usage: { input: number; output: number } | undefined;

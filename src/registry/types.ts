@@ -33,6 +33,8 @@ export interface CustomModel {
   pricing?: Pricing;
   status: ModelStatus;
   last_error?: { code: string; message: string; at: string };
+  /** A replacement key that was not stored (the previous key stays in use); see record_key_attempt. */
+  last_key_attempt?: { outcome: string; at: string };
   created_at: string;
   updated_at: string;
 }

@@ -38,6 +38,7 @@ const EXTRA: Record<Lang, Record<string, string>> = {
     bad_request: 'The form could not be sent: {msg}',
     homepage_note: 'Create or copy your key there, then paste it here — never into the chat.',
     error_generic: 'Something went wrong on the server. Try again in a moment.',
+    busy: 'The service is busy. Reload this page in a moment: your link is still valid.',
   },
   zh: {
     heading: '添加你的 {vendor} 密钥',
@@ -65,6 +66,7 @@ const EXTRA: Record<Lang, Record<string, string>> = {
     bad_request: '表单无法提交：{msg}',
     homepage_note: '在那里创建或复制密钥，然后粘贴到这里——切勿发到聊天中。',
     error_generic: '服务器出错了，请稍后再试。',
+    busy: '服务繁忙，请稍后刷新本页：你的链接仍然有效。',
   },
 };
 
@@ -137,6 +139,7 @@ function clientMessages(lang: Lang): Record<string, string> {
     forbidden: x(lang, 'forbidden'),
     bad_request: x(lang, 'bad_request'),
     error_generic: x(lang, 'error_generic'),
+    retry: t(lang, 'form.retry'),
   };
 }
 
@@ -218,7 +221,7 @@ export function renderNotFoundPage(lang: Lang): string {
 }
 
 export function renderErrorPage(lang: Lang, status: number): string {
-  const text = status === 429 ? x(lang, 'too_many') : status === 403 ? x(lang, 'forbidden') : x(lang, 'error_generic');
+  const text = status === 429 ? x(lang, 'too_many') : status === 403 ? x(lang, 'forbidden') : status === 503 ? x(lang, 'busy') : x(lang, 'error_generic');
   return shell(lang, String(status), `<h1>${status}</h1><p>${escapeHtml(text)}</p>`);
 }
 

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { isIPv4, isIPv6 } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -15,6 +16,13 @@ declare module 'fastify' {
      * for `verifyLaunch`. Undefined when the form was not opened as a Mini App.
      */
     telegramInitData?: string;
+  }
+  interface FastifyInstance {
+    /**
+     * Counts one request of this client (its IPv4 address, or its IPv6 /64) in `bucket` and
+     * answers true when over `max` per `windowMs`. For routes channels mount (/wechat/qr).
+     */
+    limitPerClient(req: FastifyRequest, bucket: string, max: number, windowMs: number): Promise<boolean>;
   }
 }
 
@@ -97,9 +105,46 @@ export const CSP =
 
 const DEFAULT_BODY_LIMIT = 16 * 1024;
 const DEFAULT_SUBMIT_DEADLINE_MS = 5_000;
-const MAX_SEALED_BYTES = 4096 + 48;
 const SEAL_OVERHEAD = 48; // crypto_box_SEALBYTES
-const B64_RE = /^[A-Za-z0-9+/_-]+={0,2}$/;
+/** Sealed plaintext bounds: the page's input takes up to 4096 characters; no key is shorter than 8. */
+const MIN_PLAINTEXT_BYTES = 8;
+const MAX_PLAINTEXT_BYTES = 4096;
+/** What the page sends: standard base64 (sodium's ORIGINAL variant), padded. */
+const STD_B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * The rate-limit identity of a client: an IPv4 address (IPv4-mapped IPv6 included) as is, an
+ * IPv6 address by its /64 (a client rotating addresses within its own prefix is one client).
+ */
+export function clientKey(ip: string | undefined): string {
+  const a = (ip ?? '').trim().replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(a);
+  if (mapped && isIPv4(mapped[1]!)) return mapped[1]!;
+  if (isIPv4(a)) return a;
+  if (!isIPv6(a)) return a ? `other:${a.slice(0, 64)}` : 'unknown';
+  const h = ipv6Hextets(a);
+  if (h.slice(0, 5).every((x) => x === '0') && h[5] === 'ffff') {
+    const [hi, lo] = [parseInt(h[6]!, 16), parseInt(h[7]!, 16)];
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  }
+  return `${h.slice(0, 4).join(':')}::/64`;
+}
+
+/** The eight hextets of an IPv6 address (lower case, no leading zeros), `::` expanded. */
+function ipv6Hextets(a: string): string[] {
+  let s = a.toLowerCase();
+  // A trailing dotted quad (::ffff:1.2.3.4, 64:ff9b::1.2.3.4) becomes two hextets.
+  const quad = /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+  if (quad) {
+    const [b0, b1, b2, b3] = quad.slice(1).map(Number) as [number, number, number, number];
+    s = `${s.slice(0, quad.index)}${((b0 << 8) | b1).toString(16)}:${((b2 << 8) | b3).toString(16)}`;
+  }
+  const [head, tail] = s.includes('::') ? (s.split('::') as [string, string]) : [s, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail === undefined ? [] : tail ? tail.split(':') : [];
+  const fill = tail === undefined ? [] : new Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0');
+  return [...h, ...fill, ...t].map((x) => (parseInt(x || '0', 16) || 0).toString(16));
+}
 
 interface Asset {
   body: Buffer;
@@ -179,13 +224,20 @@ function parseBody(raw: unknown, envVars: string[]): { ok: true; body: PostBody;
   if (!sealed || typeof sealed !== 'object' || Array.isArray(sealed)) return { ok: false, error: 'sealed must be an object {ENV_VAR: base64}' };
   const entries = Object.entries(sealed as Record<string, unknown>);
   const expected = new Set(envVars);
-  for (const [env] of entries) if (!expected.has(env)) return { ok: false, error: `unexpected env var ${env.slice(0, 64)}` };
+  // Never echo what was sent: a name or a value here may be a pasted key.
+  for (const [env] of entries) if (!expected.has(env)) return { ok: false, error: 'unexpected env var in sealed' };
   const boxes: Record<string, Uint8Array> = {};
   for (const env of envVars) {
     const v = (sealed as Record<string, unknown>)[env];
-    if (typeof v !== 'string' || !B64_RE.test(v)) return { ok: false, error: `sealed.${env} must be base64` };
+    // Exactly what the page produces: canonical standard base64 of a crypto_box_seal box. A
+    // plaintext key (URL-safe alphabet, no padding, a length no box has) is refused here,
+    // before the link is redeemed, and nothing of it is kept.
+    const maxChars = 4 * Math.ceil((SEAL_OVERHEAD + MAX_PLAINTEXT_BYTES) / 3);
+    if (typeof v !== 'string' || v.length === 0 || v.length > maxChars || !STD_B64_RE.test(v)) return { ok: false, error: `sealed.${env} is not a sealed box` };
     const bytes = Buffer.from(v, 'base64');
-    if (bytes.length <= SEAL_OVERHEAD || bytes.length > MAX_SEALED_BYTES) return { ok: false, error: `sealed.${env} is not a sealed box` };
+    if (bytes.toString('base64') !== v) return { ok: false, error: `sealed.${env} is not a sealed box` };
+    const plain = bytes.length - SEAL_OVERHEAD;
+    if (plain < MIN_PLAINTEXT_BYTES || plain > MAX_PLAINTEXT_BYTES) return { ok: false, error: `sealed.${env} is not a sealed box` };
     boxes[env] = new Uint8Array(bytes);
   }
   return { ok: true, body: { key_id: b.key_id, sealed: sealed as Record<string, string> }, boxes };
@@ -212,6 +264,21 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
   app.addHook('onRequest', async (req) => {
     const h = req.headers['x-telegram-init-data'];
     if (typeof h === 'string' && h.length > 0 && h.length <= 8192) req.telegramInitData = h;
+  });
+
+  // Reading a link never hangs on the store either (a Redis outage: ioredis queues commands
+  // until it reconnects): past the submit deadline the page or status answers 503 "busy",
+  // the link untouched. A handler finishing later finds the reply sent and is ignored.
+  app.addHook('onRequest', async (req, reply) => {
+    if (req.method !== 'GET' || !req.url.startsWith('/s/')) return;
+    const timer = setTimeout(() => {
+      if (reply.sent) return;
+      reply.code(503).header('Retry-After', '5');
+      if (req.url.split('?')[0].endsWith('/status')) void reply.send({ ok: false, code: 'busy', error: 'The service is busy; try again in a moment.' });
+      else void reply.type('text/html; charset=utf-8').send(renderErrorPage(pickLang(req), 503));
+    }, submitDeadlineMs);
+    timer.unref();
+    reply.raw.once('close', () => clearTimeout(timer));
   });
 
   // Every response, errors and 404s included.
@@ -270,12 +337,16 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
     return true;
   }
 
+  app.decorate('limitPerClient', async (req: FastifyRequest, bucket: string, max: number, windowMs: number) =>
+    (await store.incr(`rl:${bucket}:${clientKey(req.ip)}`, windowMs)) > max,
+  );
+
   app.get('/healthz', async () => ({ ok: true }));
 
   app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
 
   app.get<{ Params: { name: string } }>('/assets/:name', async (req, reply) => {
-    if (await overLimit(reply, `asset:${req.ip}`, limits.assetGetsPerIp, limits.windowMs)) {
+    if (await overLimit(reply, `asset:${clientKey(req.ip)}`, limits.assetGetsPerIp, limits.windowMs)) {
       return reply.send({ ok: false, code: 'rate_limited', error: 'Too many requests.' });
     }
     const assets = await loadAssets();
@@ -286,7 +357,7 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
 
   // The form. Never burns the token: link-preview crawlers fetch it seconds after it is sent.
   app.get<{ Params: { token: string } }>('/s/:token', async (req, reply) => {
-    if (await overLimit(reply, `page:${req.ip}`, limits.pageGetsPerIp, limits.windowMs)) {
+    if (await overLimit(reply, `page:${clientKey(req.ip)}`, limits.pageGetsPerIp, limits.windowMs)) {
       return reply.type('text/html; charset=utf-8').send(renderErrorPage(pickLang(req), 429));
     }
     const found = await requests.lookup(req.params.token);
@@ -310,12 +381,18 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
   });
 
   app.get<{ Params: { token: string } }>('/s/:token/status', async (req, reply) => {
-    if (await overLimit(reply, `status:${req.ip}`, limits.statusGetsPerIp, limits.windowMs)) {
+    if (await overLimit(reply, `status:${clientKey(req.ip)}`, limits.statusGetsPerIp, limits.windowMs)) {
       return reply.send({ ok: false, code: 'rate_limited', error: 'Too many requests.' });
     }
     const token = req.params.token;
     if (!isTokenShaped(token)) return reply.code(404).send({ ok: false, code: 'not_found', error: 'Unknown link.' });
     const status = await requests.getStatus(token);
+    if (status?.status === 'error' && status.retry) {
+      // Only the holder of this link gets here: the fresh link for another try goes to them.
+      const retry = await requests.retryFor(token);
+      const { retry: _flag, ...rest } = status;
+      return reply.send(retry ? { ...rest, retry: { url: new URL(retry.url).pathname + new URL(retry.url).search, expires_at: retry.expires_at } } : rest);
+    }
     if (status) return reply.send(status);
     // A late POST of this process is still on its way: not "awaiting input" yet.
     if (lateSubmissions.has(hashToken(token))) return reply.send({ status: 'processing' });
@@ -396,7 +473,7 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
       body: { ok: false, code: 'rate_limited', error },
       headers: { 'Retry-After': String(Math.max(1, Math.ceil(windowMs / 1000))) },
     });
-    if (await counted(`post:${req.ip}`, limits.postsPerIp, limits.windowMs)) return limited('Too many requests.', limits.windowMs);
+    if (await counted(`post:${clientKey(req.ip)}`, limits.postsPerIp, limits.windowMs)) return limited('Too many requests.', limits.windowMs);
     if (!isTokenShaped(token)) return { code: 404, body: { ok: false, code: 'not_found', error: 'Unknown link.' } };
     if (await counted(`post-token:${hashToken(token)}`, limits.postsPerToken, limits.postsPerTokenWindowMs)) {
       return limited('Too many attempts for this link.', limits.postsPerTokenWindowMs);

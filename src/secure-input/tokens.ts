@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ByokError } from '../errors.ts';
 import type { ChannelRef } from '../queue/types.ts';
 import { isValidWorkspace, type Store } from '../store/types.ts';
@@ -13,6 +13,7 @@ import { isValidWorkspace, type Store } from '../store/types.ts';
  *   envreq-exp:<hash>      expiry marker, kept a day past expiry, so a dead link says 410, not 404
  *   envreq-used:<hash>     tombstone after redeem / void ('used' | 'voided'), kept a day
  *   envreq-status:<hash>   the result the page polls (pending / ok / classified error), ~1 h
+ *   envreq-done:<hash>     the redeemed record, ~1 h: a refused key may be retried on the same request
  *
  * Pending index: the workspace document `env_input_requests` maps each env var to the hash of
  * its pending request; it is read-modify-written under the store's per-workspace lock, so two
@@ -46,6 +47,9 @@ export interface EnvInputRecord extends Omit<EnvInputParams, 'lang' | 'force'> {
   expires_at: string;
   /** How the channel presented the form (bound after sending); `web_app` demands launch data. */
   launch?: 'web_app' | 'link';
+  /** A retry of a refused key (see retryFor): how many so far, and the original request's hash. */
+  retry_n?: number;
+  retry_of?: string;
 }
 
 export type RequestResult =
@@ -67,6 +71,10 @@ export interface EnvInputError {
   code: string;
   message: string;
   what_to_do: string;
+  /** A replacement key was refused; the model keeps its previous key. */
+  kept_previous?: boolean;
+  /** The vendor refused the key: the page may offer the form again (retryFor). */
+  retry?: boolean;
 }
 
 /** What `setStatus` accepts. */
@@ -88,6 +96,8 @@ const HASH_RE = /^[0-9a-f]{64}$/;
 const DAY_MS = 24 * 60 * 60 * 1000;
 const STATUS_TTL_MS = 60 * 60 * 1000;
 const PENDING_DOC = 'env_input_requests';
+/** Retries of a refused key per original request. */
+export const MAX_KEY_RETRIES = 3;
 
 interface PendingDoc {
   [envVar: string]: { hash: string; expires_at: string; model_id: string };
@@ -105,6 +115,15 @@ export function hashToken(token: string): string {
 
 export function isTokenShaped(token: string): boolean {
   return TOKEN_RE.test(token);
+}
+
+/**
+ * The retry link of a refused submission, derived from its own link: only the holder of that
+ * link can compute it, the store keeps only its hash like any other, and every status poll
+ * of the same link answers the same retry.
+ */
+export function retryTokenOf(token: string): string {
+  return createHmac('sha256', token).update('byok retry link v1').digest('base64url');
 }
 
 function sameHash(a: string, b: string): boolean {
@@ -214,7 +233,50 @@ export class EnvInputRequests {
     }
     await this.store.putEphemeral(`envreq-used:${hash}`, 'used', DAY_MS);
     await this.setStatus(hash, 'pending');
-    return { ok: true, record: await this.withBinding(record), token_hash: hash };
+    const bound = await this.withBinding(record);
+    // No secret in it: what a retry of this request needs (same workspace, model, env vars, channel).
+    await this.store.putEphemeral(`envreq-done:${hash}`, JSON.stringify(bound), STATUS_TTL_MS);
+    return { ok: true, record: bound, token_hash: hash };
+  }
+
+  /**
+   * The fresh single-use link offered after the vendor refused the key submitted with `token`
+   * (its status says `retry`): bound to the same request, at most MAX_KEY_RETRIES per original
+   * request. Issued on first ask (the expiry marker is the claim, so concurrent polls issue it
+   * once); undefined when no retry is due or it is no longer usable.
+   */
+  async retryFor(token: string): Promise<{ token: string; url: string; expires_at: string } | undefined> {
+    if (!isTokenShaped(token)) return undefined;
+    const hash = hashToken(token);
+    const status = await this.getStatusByHash(hash);
+    if (status?.status !== 'error' || !status.retry) return undefined;
+    const done = await this.store.getEphemeral(`envreq-done:${hash}`);
+    const prev = done === undefined ? undefined : parseRecord(done);
+    if (!prev || !sameHash(prev.token_hash, hash) || (prev.retry_n ?? 0) >= MAX_KEY_RETRIES) return undefined;
+    const retry = retryTokenOf(token);
+    const rhash = hashToken(retry);
+    const now = Date.now();
+    const expiresAt = new Date(now + this.ttlMs).toISOString();
+    const marker: ExpiryMarker = { expires_at: expiresAt, model_id: prev.model_id, lang: prev.lang };
+    if (await this.store.putEphemeralIfAbsent(`envreq-exp:${rhash}`, JSON.stringify(marker), this.ttlMs + DAY_MS)) {
+      const record: EnvInputRecord = {
+        ...prev,
+        token_hash: rhash,
+        created_at: new Date(now).toISOString(),
+        expires_at: expiresAt,
+        retry_n: (prev.retry_n ?? 0) + 1,
+        retry_of: prev.retry_of ?? hash,
+      };
+      await this.store.putEphemeral(`envreq:${rhash}`, JSON.stringify(record), this.ttlMs);
+      // Listed as the workspace's waiting link: a new link from the chat voids it.
+      await this.store.updateDoc<PendingDoc, void>(prev.workspace, PENDING_DOC, (cur) => {
+        const doc: PendingDoc = { ...(cur ?? {}) };
+        for (const env of record.env_vars) doc[env] = { hash: rhash, expires_at: expiresAt, model_id: record.model_id };
+        return { value: doc, result: undefined };
+      });
+    }
+    const found = await this.lookup(retry);
+    return found.ok ? { token: retry, url: this.urlFor(retry, prev.lang), expires_at: found.record.expires_at } : undefined;
   }
 
   /**
@@ -227,6 +289,7 @@ export class EnvInputRequests {
     await this.store.putEphemeral(`envreq:${record.token_hash}`, JSON.stringify(record), remaining);
     await this.store.deleteEphemeral(`envreq-used:${record.token_hash}`);
     await this.store.deleteEphemeral(`envreq-status:${record.token_hash}`);
+    await this.store.deleteEphemeral(`envreq-done:${record.token_hash}`);
   }
 
   /**
@@ -283,6 +346,8 @@ export class EnvInputRequests {
     } else {
       const e = status as EnvInputError;
       value = { status: 'error', code: e.code, message: e.message, what_to_do: e.what_to_do, updated_at };
+      if (e.kept_previous) value.kept_previous = true;
+      if (e.retry) value.retry = true;
     }
     await this.store.putEphemeral(`envreq-status:${tokenHash}`, JSON.stringify(value), STATUS_TTL_MS);
   }

@@ -144,7 +144,7 @@ beforeAll(async () => {
   dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'byok-dist-'));
   redis = await startPrivateRedis();
   vendor = await startFakeOpenAI({ reply: REPLY });
-  vendor.setKeys([...Array.from({ length: 200 }, (_, i) => keyOf(10_000 + i))]);
+  vendor.setKeys(Array.from({ length: 500 }, (_, i) => keyOf(10_000 + i)));
   botApi = await startFakeBotApi();
   webPorts.push(await freePort(), await freePort());
   proxy = await startRoundRobinProxy(webPorts);
@@ -241,7 +241,10 @@ describe('distributed mode: two web processes, two workers, one Redis', () => {
     const restarted = startWorker(0);
     await waitForOutput(restarted, 'byok worker started', 60_000);
     await burst;
-    await waitFor(() => users.every((u) => verifiedCount(u) >= 1), 60_000, 'every user verified after the crash');
+    await waitFor(() => users.every((u) => verifiedCount(u) >= 1), 60_000, 'every user verified after the crash').catch((e) => {
+      const missing = users.filter((u) => verifiedCount(u) < 1);
+      throw new Error(`${(e as Error).message}: ${missing.length} missing, e.g. ${missing[0]} sees ${JSON.stringify(texts(missing[0]))}\n${[...workers, ...webs].map((w) => `--- ${w.name}\n${w.output().slice(-2500)}`).join('\n')}`);
+    });
     vendor.setLatency(0);
     await new Promise((r) => setTimeout(r, 1500));
     const check = new Redis(redis.url);
@@ -285,13 +288,19 @@ describe('distributed mode: two web processes, two workers, one Redis', () => {
     await deliver(textUpdate(u, `/byok key ${id}`));
     const url = await waitFor(() => formUrlOf(u), 15_000, 'form link');
     await redis.stop();
-    const t0 = Date.now();
-    const during = await submitForm(url, { DIST_API_KEY: keyOf(u) }, { headers: clientOf(u) }).catch((e: Error) => ({ status: 0, body: e.message, statusUrl: '' }));
-    const took = Date.now() - t0;
+    let during: { status: number };
+    let took: number;
+    try {
+      const t0 = Date.now();
+      during = await submitForm(url, { DIST_API_KEY: keyOf(u) }, { headers: clientOf(u) }).catch((e: Error) => ({ status: /answered (\d+)/.exec(e.message)?.[1] ? Number(/answered (\d+)/.exec(e.message)![1]) : 0 }));
+      took = Date.now() - t0;
+      await new Promise((r) => setTimeout(r, 2000)); // an outage of a few seconds
+    } finally {
+      await redis.start();
+    }
     // Never a hang for the whole outage: an answer within a few seconds (busy, try again).
-    expect(took).toBeLessThan(10_000);
-    expect([0, 502, 503]).toContain(during.status);
-    await redis.start();
+    expect(took).toBeLessThan(12_000);
+    expect(during.status).toBe(503);
     // The processes reconnect by themselves; the same link still works.
     const after = await waitFor(
       async () => {
@@ -308,7 +317,7 @@ describe('distributed mode: two web processes, two workers, one Redis', () => {
     await waitFor(() => texts(u).some((t) => t.includes(REPLY)), 30_000, 'an answer after the restart');
   }, 180_000);
 
-  it('no process printed a key, and Redis holds none', async () => {
+  it('no process printed a key, and Redis holds none', { timeout: 60_000 }, async () => {
     const keys = [10_000, 10_050, 10_200, 10_400].map(keyOf);
     for (const p of allProcs) for (const k of keys) expect(p.output().includes(k), `${p.name} printed a key`).toBe(false);
     const check = new Redis(redis.url);

@@ -17,6 +17,9 @@
  *   ok                  normal answer (stream or not)
  *   invalid_key         OpenAI 401 invalid_api_key (echoing the masked key, as OpenAI does) /
  *                       Anthropic 401 authentication_error / Bedrock 403 UnrecognizedClientException
+ *   invalid_key_echo    OpenAI only: 401 whose message echoes the key minus its last 4 characters
+ *                       and URL-encoded (a careless vendor or proxy)
+ *   rejected_echo       OpenAI only: 400 (no key words, so "rejected") echoing the key the same ways
  *   invalid_model       OpenAI 404 model_not_found / Anthropic 404 not_found_error /
  *                       Bedrock 400 ValidationException "The provided model identifier is invalid."
  *   permission          OpenAI 403 / Anthropic 403 permission_error / Bedrock 403 AccessDeniedException
@@ -43,6 +46,8 @@ import { SignatureV4 } from '@smithy/signature-v4';
 export type FakeBehaviour =
   | 'ok'
   | 'invalid_key'
+  | 'invalid_key_echo'
+  | 'rejected_echo'
   | 'invalid_model'
   | 'permission'
   | 'quota_exceeded'
@@ -259,6 +264,10 @@ export async function startFakeOpenAI(opts: FakeVendorOptions = {}): Promise<Fak
         return; // never answer
       case 'invalid_key':
         return void json(res, ...OPENAI_ERRORS.invalid_key(key ?? ''));
+      case 'invalid_key_echo':
+        return void json(res, 401, { error: { message: `Incorrect API key provided: ${(key ?? '').slice(0, -4)}; lookup ?key=${encodeURIComponent(key ?? '')} failed.`, type: 'invalid_request_error', param: null, code: 'invalid_api_key' } });
+      case 'rejected_echo':
+        return void json(res, 400, { error: { message: `Unsupported value in request: ${(key ?? '').slice(0, -4)} (${encodeURIComponent(key ?? '')})`, type: 'invalid_request_error', param: null, code: null } });
       case 'invalid_model':
         return void json(res, ...OPENAI_ERRORS.invalid_model(model));
       case 'permission':

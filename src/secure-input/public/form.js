@@ -133,6 +133,7 @@
           return;
         }
         if (r.code === 200 && d.status === 'error') {
+          if (d.retry && offerRetry(d)) return;
           show('error', d.message || msg('error'), d.what_to_do || '');
           return;
         }
@@ -169,6 +170,36 @@
         }
         pollTimer = setTimeout(poll, 2 * POLL_MS);
       });
+  }
+
+  /**
+   * The vendor refused the key (a typo): the server issued a fresh one-time link for the same
+   * request, given only to this page (it holds the original link). Show the form again and
+   * send the next try there. False when the answer does not look like one of our links.
+   */
+  function offerRetry(d) {
+    var path = String(d.retry.url || '');
+    if (!/^\/s\/[A-Za-z0-9_-]{43}(\?[A-Za-z0-9=&_-]*)?$/.test(path)) return false;
+    var q = path.indexOf('?');
+    basePath = q < 0 ? path : path.slice(0, q);
+    statusPath = basePath + '/status';
+    try {
+      history.replaceState(null, '', path + location.hash);
+    } catch (e) {
+      /* the address bar keeps the used link; the page still posts to the new one */
+    }
+    var exp = Date.parse(d.retry.expires_at || '');
+    if (!isNaN(exp)) expiresAt = exp;
+    processing = null;
+    submitted = false;
+    clearInputs();
+    form.classList.remove('done');
+    button.disabled = false;
+    show('error', msg('retry') + (d.message ? ' (' + d.message + ')' : ''));
+    updateCountdown();
+    var first = inputs()[0];
+    if (first) first.focus();
+    return true;
   }
 
   function startPolling() {
