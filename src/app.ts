@@ -42,6 +42,27 @@ export interface AppOptions {
   concurrency?: { validate?: number; notify?: number };
 }
 
+/** After the channels drained: how long other HTTP requests in flight (form POSTs) may finish. */
+const HTTP_CLOSE_GRACE_MS = 5_000;
+
+/**
+ * Closes the server without waiting on keep-alive connections: Node closes the idle ones
+ * once, but a connection busy at that moment would then idle for Fastify's 72 s
+ * keep-alive before the close resolves. Idle connections are closed as they appear; what
+ * still runs after `graceMs` is cut.
+ */
+async function closeHttp(server: FastifyInstance, graceMs: number): Promise<void> {
+  const closing = server.close();
+  const sweep = setInterval(() => server.server.closeIdleConnections(), 100);
+  try {
+    const done = await Promise.race([closing.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), graceMs).unref())]);
+    if (!done) server.server.closeAllConnections();
+    await closing;
+  } finally {
+    clearInterval(sweep);
+  }
+}
+
 export const DEFAULT_VALIDATE_CONCURRENCY = Number(process.env.BYOK_VALIDATE_CONCURRENCY) || 32;
 export const DEFAULT_NOTIFY_CONCURRENCY = Number(process.env.BYOK_NOTIFY_CONCURRENCY) || 16;
 
@@ -269,9 +290,12 @@ export async function createApp(opts: AppOptions): Promise<App> {
       // (bounded per channel), while the HTTP server still serves forms and answers 503 to
       // new webhook updates so Telegram re-sends them to another process.
       await Promise.all(channels.map((ch) => ch.stop().catch((e) => logger.warn({ err: e }, 'channel stop failed'))));
-      await server.close();
+      logger.info('channels stopped; closing the HTTP server');
+      await closeHttp(server, HTTP_CLOSE_GRACE_MS);
+      logger.info('HTTP server closed; closing the job queues');
       await validateRunner.close();
       await notifyRunner.close();
+      logger.info('job queues closed');
       await store.close();
       boxKeys.wipe();
     },

@@ -30,6 +30,8 @@ export interface Config {
   submitDeadlineMs: number;
   /** How often a worker queues saved submissions that were never queued (BYOK_SWEEP_MS, 30 s). */
   sweepMs: number;
+  /** On SIGTERM, how long answers in flight may finish before they are cut with a notice (BYOK_DRAIN_SECONDS, 20 s). */
+  drainMs: number;
   /** Reverse-proxy hops trusted for the client address (TRUST_PROXY, default 0: none). */
   trustProxyHops: number;
   /** Operator secret for admin-only routes such as /wechat/qr from a non-loopback peer (BYOK_ADMIN_SECRET). */
@@ -75,6 +77,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     validateBudgetMs: int('BYOK_VALIDATE_BUDGET_MS', env.BYOK_VALIDATE_BUDGET_MS, 45_000) || 45_000,
     submitDeadlineMs: int('BYOK_SUBMIT_DEADLINE_MS', env.BYOK_SUBMIT_DEADLINE_MS, 5_000) || 5_000,
     sweepMs: int('BYOK_SWEEP_MS', env.BYOK_SWEEP_MS, 30_000) || 30_000,
+    drainMs: int('BYOK_DRAIN_SECONDS', env.BYOK_DRAIN_SECONDS, 20) * 1000,
     trustProxyHops: Math.max(0, Math.floor(Number(env.TRUST_PROXY) || 0)),
     adminSecret: env.BYOK_ADMIN_SECRET || undefined,
   };

@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const app = await createApp({ config });
   if (config.telegram) {
     const { TelegramChannel } = await import('../channels/telegram/index.ts');
-    app.addChannel(new TelegramChannel({ config, logger: app.logger, store: app.store }));
+    app.addChannel(new TelegramChannel({ config, logger: app.logger, store: app.store, drainMs: config.drainMs }));
   }
   if (config.wechat) {
     const { WechatChannel } = await import('../channels/wechat/index.ts');
@@ -34,10 +34,12 @@ async function main(): Promise<void> {
     app.logger.info({ signal }, 'stopping: no new updates; finishing the answers and jobs in flight');
     // A bound on the whole drain: a deploy must not wait forever on a hung vendor. Jobs
     // still running then return to the queue (their lock expires) for another process.
+    // Room for the drain, the cut-off notices and closing the queues.
+    const bound = Math.max(SHUTDOWN_TIMEOUT_MS, config.drainMs + 10_000);
     const hard = setTimeout(() => {
-      app.logger.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'shutdown took too long; exiting now');
+      app.logger.error({ timeoutMs: bound }, 'shutdown took too long; exiting now');
       process.exit(1);
-    }, SHUTDOWN_TIMEOUT_MS);
+    }, bound);
     hard.unref();
     try {
       await app.stop();

@@ -4,6 +4,7 @@
  * or an error message. Nothing here evaluates code; literals are read by a small tolerant
  * parser, and every scan is linear in the input (the input is capped at 64 KB first).
  */
+import { keyShapeRe } from '../secrets/key-kinds.ts';
 import { fail, ok, type Result } from '../result.ts';
 import type { ThinkingRule } from '../vendors/template-schema.ts';
 
@@ -429,8 +430,8 @@ function parseBodyText(text: string): Val {
 // ---------------------------------------------------------------------------------------
 // Keys and placeholders
 
-const KEY_PREFIX_RE =
-  /(?<![A-Za-z0-9_-])(?:sk-(?:ant-[a-z0-9]+-|proj-|or-v1-|or-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}|gsk_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,}|fw_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_-]{30,}|hf_[A-Za-z0-9]{20,}|nvapi-[A-Za-z0-9_-]{20,}|pplx-[A-Za-z0-9]{20,}|r8_[A-Za-z0-9]{20,}|tgp_v1_[A-Za-z0-9_-]{20,}|ghp_[A-Za-z0-9]{20,}|ya29\.[A-Za-z0-9_-]{20,})/g;
+/** Keys by shape: every kind of the shared key-kinds table (secrets/key-kinds.ts). */
+const keyPrefixRe = (): RegExp => keyShapeRe({ flags: 'g' });
 
 const ENV_NAME_RE = /^[A-Z][A-Z0-9_]*$/;
 
@@ -511,7 +512,7 @@ const BOILERPLATE_HEADERS = new Set([
 function scanLooseKeys(ctx: Ctx): void {
   const t = ctx.text;
   const cap = ctx.secrets.size + MAX_LOOSE_SECRETS;
-  for (const m of t.matchAll(KEY_PREFIX_RE)) {
+  for (const m of t.matchAll(keyPrefixRe())) {
     if (ctx.secrets.size >= cap) break;
     ctx.secrets.add(m[0]);
     if (!isPlaceholderKey(m[0])) ctx.realKeySeen = true;
@@ -1038,8 +1039,9 @@ function envFromHost(host: string): string {
 const ENDPOINT_SUFFIX_RE = /\/(?:chat\/completions|messages|completions|responses|text\/chatcompletion_v2)$/;
 
 function looksLikeKey(s: string, secrets: Set<string>): boolean {
-  KEY_PREFIX_RE.lastIndex = 0;
-  if (KEY_PREFIX_RE.test(s)) return true;
+  const re = keyPrefixRe();
+  re.lastIndex = 0;
+  if (re.test(s)) return true;
   for (const k of secrets) if (k.length >= 8 && s.includes(k)) return true;
   return false;
 }

@@ -11,6 +11,7 @@
 import { ByokError } from '../errors.ts';
 import { fail, guarded, ok, type Fail, type Result } from '../result.ts';
 import { detectKeys } from '../secrets/detector.ts';
+import { keyShapeRe } from '../secrets/key-kinds.ts';
 import { isValidWorkspace, type Store } from '../store/types.ts';
 import {
   Capabilities,
@@ -181,6 +182,8 @@ export interface Registry {
     lastError?: { code: string; message: string },
   ): Promise<Result<{ model: CustomModel; models: CustomModel[] }>>;
   resolve(workspace: string, selector: string): Promise<Result<{ model: CustomModel }>>;
+  /** Records the outcome of a submitted replacement key without touching the status (the previous key stays in use). */
+  record_key_attempt(workspace: string, modelId: string, attempt: { outcome: string }): Promise<Result<{ model: CustomModel }>>;
 }
 
 /** Name of the workspace document holding the entries. */
@@ -228,29 +231,17 @@ function invalid(message: string, details?: Record<string, unknown>): ByokError 
   return new ByokError('invalid_input', message, details);
 }
 
-const KEY_PATTERNS: RegExp[] = [
-  /\bsk-(?:ant-|proj-|or-)?[A-Za-z0-9_-]{16,}/,
-  /\bxai-[A-Za-z0-9]{20,}/,
-  /\bAIza[0-9A-Za-z_-]{30,}/,
-  /\bhf_[A-Za-z0-9]{20,}/,
-  /\bfw_[A-Za-z0-9]{16,}/,
-  /\bgsk_[A-Za-z0-9]{20,}/,
-  /\b(?:AKIA|ASIA)[0-9A-Z]{16}\b/,
-  /\bgh[pousr]_[A-Za-z0-9]{30,}/,
-  /\bnvapi-[A-Za-z0-9_-]{20,}/,
-  /\bpplx-[A-Za-z0-9]{20,}/,
-  /\br8_[A-Za-z0-9]{20,}/,
-  /\bey[A-Za-z0-9_-]{15,}\.ey[A-Za-z0-9_-]{15,}\./,
-  /\b[a-f0-9]{32,}\.[A-Za-z0-9]{12,}\b/, // Zhipu-style id.secret
-];
+/** a JWT (header.payload.): a bearer credential, never a parameter; the guard sees it only next to a key word */
+const JWT_RE = /\bey[A-Za-z0-9_-]{15,}\.ey[A-Za-z0-9_-]{15,}\./;
 
 /**
- * Text that looks like an API key: the shared detector (secrets/detector.ts) plus a few
- * stricter shapes for parameters, where no key belongs at all (names, model ids, URLs).
+ * Text that looks like an API key: the shared detector (secrets/detector.ts), every kind of the
+ * key-kinds table by shape alone (prefix + charset + length, no entropy judgement: no key belongs
+ * in names, model ids or URLs at all), a JWT, and long random runs.
  */
 export function looksLikeKey(text: string): boolean {
   if (detectKeys(text).refused) return true;
-  if (KEY_PATTERNS.some((re) => re.test(text))) return true;
+  if (keyShapeRe().test(text) || JWT_RE.test(text)) return true;
   for (const tok of text.match(/[A-Za-z0-9]{32,}/g) ?? []) {
     if (/[a-z]/.test(tok) && /[A-Z]/.test(tok) && /\d/.test(tok)) return true;
     if (/^[a-f0-9]{40,}$/.test(tok)) return true;
@@ -1178,6 +1169,21 @@ export function createRegistry(deps: RegistryDeps): Registry {
           const hit = models.filter((x) => x.status !== 'removed' && (x.api_key_env === v || x.extra_env_vars.includes(v)));
           for (const x of hit) applyStatus(x, status, err, at);
           return modelPart ?? ok({ model: m!, models: hit });
+        });
+      });
+    },
+
+    record_key_attempt(ws, modelId, attempt) {
+      return guarded(async () => {
+        checkWorkspace(ws);
+        const id = stripSelector(modelId);
+        if (typeof attempt?.outcome !== 'string' || !/^[a-z_]{1,40}$/.test(attempt.outcome)) throw invalid('attempt.outcome must be a short snake_case code', { field: 'last_key_attempt' });
+        const at = now().toISOString();
+        return mutateModels(ws, (models): Result<{ model: CustomModel }> => {
+          const m = models.find((x) => x.id === id);
+          if (!m) return notFound(ws, id, models);
+          m.last_key_attempt = { outcome: attempt.outcome, at };
+          return ok({ model: m });
         });
       });
     },

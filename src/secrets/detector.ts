@@ -10,10 +10,14 @@
  *  1. One `test` for characters that need normalising (zero-width, soft hyphen, bidi marks,
  *     full-width ASCII). Only when present is a normalised copy built; when it holds a key, an index
  *     map back to the original text is built too (so spans still point into the ORIGINAL text).
- *  2. One global regex over the text for every prefix-shaped format (`sk-`, `AIza`, `AKIA`, ...).
- *     Hits are rare in ordinary chat; each hit is validated strictly (length, charset, entropy,
- *     placeholder rules) and, when too short, re-tried joined with the next whitespace- or
- *     line-break-separated fragments (a key wrapped across lines is still caught).
+ *  2. One global regex over the text for every prefix-shaped format (`sk-`, `AIza`, `AKIA`, `ya29.`,
+ *     `ABSK` ...). The formats, their rules and that regex are built from the one table of key
+ *     kinds (key-kinds.ts), which the registry, parse-example and vendor-message redaction read
+ *     too; they are rebuilt when the table changes. Hits are rare in ordinary chat; each hit is
+ *     validated strictly (length, charset, entropy, placeholder rules) and, when too short,
+ *     re-tried joined with the next whitespace- or line-break-separated fragments (a key wrapped
+ *     across lines is still caught). A key right after a Chinese word (令牌hf_...) or after an
+ *     escaped line break of JSON-encoded text (\nsk-...) has a boundary too.
  *  3. One case-insensitive global regex for key-ish words (key, token, secret, password, bearer,
  *     Authorization, 密钥, 令牌 ...). Only after such a word do we look at the next few tokens
  *     for a high-entropy value (generic_secret), and after an Azure word for a 32-hex key.
@@ -26,12 +30,32 @@
  *    (AKIAIOSFODNN7EXAMPLE / wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY) passes.
  *  - JWT-like strings (eyJ...) pass in ordinary discussion; after a key-ish word (token, bearer,
  *    Authorization: ...) they are refused as generic_secret, since a bearer JWT is a credential.
- *  - Azure OpenAI keys (32 hex) are recognised only near an Azure word (azure, openai.azure.com,
- *    cognitiveservices, api-key header, AZURE_...). A bare "endpoint" is not enough: request and
- *    trace ids are 32-hex too.
+ *  - Azure OpenAI keys (32 hex) are recognised as such only near an Azure word (azure,
+ *    openai.azure.com, cognitiveservices, AZURE_...) or as the value of Azure's `api-key` header
+ *    (not Anthropic's x-api-key). A bare "endpoint" is not enough: request and trace ids are
+ *    32-hex too. After another key word (`key:<hex>`, even glued) a 32-hex value is a generic_secret.
+ *  - Google OAuth tokens (ya29. access, 1//0 refresh) and Bedrock API keys (ABSK..., and the
+ *    short-term bedrock-api-key-... that runs past 1000 characters) are shapes of the table.
+ *    Whole credential files (oauth_creds.json, .credentials.json) are caught field by field:
+ *    by those shapes and the Claude Code sk-ant-oat01 / sk-ant-ort01 tokens, or after their
+ *    access_token / refresh_token / id_token names (generic_secret).
  *  - A 40/64-hex string after a plain "key" (not "api key", "secret", "token" ...) or near a
  *    hash word (commit, sha, hash, digest, checksum, fingerprint) is treated as a hash, not a key.
  */
+
+import {
+  hasDigitAndLetter,
+  keyKinds,
+  keyKindsVersion,
+  keySource,
+  longestSegment,
+  shannonEntropy,
+  startSource,
+  escapeRe,
+  vendorOfKind,
+  type KeyKindSpec,
+  type LeftBoundary,
+} from './key-kinds.ts';
 
 export interface Detection {
   refused: boolean;
@@ -45,64 +69,20 @@ export interface DetectOptions {
   isKnownKey?: (candidate: string) => boolean;
 }
 
-/** Every kind this detector can report (stable strings). */
-export const KINDS = [
-  'openai',
-  'anthropic',
-  'google_api_key',
-  'xai',
-  'openrouter',
-  'groq',
-  'huggingface',
-  'fireworks',
-  'perplexity',
-  'replicate',
-  'aws_access_key',
-  'sk_generic',
+/** Every kind this detector can report (stable strings): the key-kinds table's, then the word-based ones. */
+export const KINDS: readonly string[] = [
+  ...new Set(keyKinds().map((k) => k.kind)),
   'azure_openai',
-  'telegram_bot_token',
-  'github',
-  'slack',
-  'together',
-  'venice',
-  'zai',
-  'minimax',
-  'nvidia',
-  'cerebras',
-  'gitlab',
-  'stripe',
-  'npm',
   'private_key',
   'known_key',
   'generic_secret',
-] as const;
-export type KeyKind = (typeof KINDS)[number];
-
-const VENDOR_HINTS: Record<string, string> = {
-  openai: 'openai',
-  anthropic: 'anthropic',
-  google_api_key: 'gemini',
-  xai: 'xai',
-  openrouter: 'openrouter',
-  groq: 'groq',
-  huggingface: 'huggingface',
-  fireworks: 'fireworks',
-  perplexity: 'perplexity',
-  replicate: 'replicate',
-  aws_access_key: 'bedrock',
-  azure_openai: 'azure-openai',
-  together: 'together',
-  venice: 'venice',
-  zai: 'zai',
-  minimax: 'minimax',
-  nvidia: 'nvidia',
-  cerebras: 'cerebras',
-};
+];
+export type KeyKind = string;
 
 /** The vendor template a detected key most probably belongs to (first kind that names one). */
 export function vendorHintForKinds(kinds: string[]): string | undefined {
   for (const k of kinds) {
-    const v = VENDOR_HINTS[k];
+    const v = k === 'azure_openai' ? 'azure-openai' : vendorOfKind(k);
     if (v) return v;
   }
   return undefined;
@@ -138,22 +118,7 @@ function isSlackHookCh(c: number): boolean {
   return isTok(c) || c === 47 || c === 43;
 }
 
-/** Shannon entropy in bits per character of s[from, to). */
-export function shannonEntropy(s: string, from = 0, to = s.length): number {
-  const n = to - from;
-  if (n <= 0) return 0;
-  const counts = new Map<number, number>();
-  for (let i = from; i < to; i++) {
-    const c = s.charCodeAt(i);
-    counts.set(c, (counts.get(c) ?? 0) + 1);
-  }
-  let h = 0;
-  for (const k of counts.values()) {
-    const p = k / n;
-    h -= p * Math.log2(p);
-  }
-  return h;
-}
+export { shannonEntropy };
 
 const PLACEHOLDER_WORD_RE = /x{4}|X{4}|\*{3}|\.\.\.|…|<|>|\{\{|\$\{|your|example|sample|placeholder|dummy|insert|replace|redacted|changeme|here/i;
 const REPEAT_RE = /(.)\1{5}/;
@@ -176,7 +141,9 @@ function longestSequentialRun(s: string): number {
  * characters, ascending/descending sequences, low entropy, few distinct characters.
  */
 export function looksLikePlaceholder(full: string, body: string = full, minEntropy = 3.0): boolean {
-  if (PLACEHOLDER_WORD_RE.test(full)) return true;
+  // a long random key (Bedrock's short-term ones run past 1000 characters) may spell "here" by chance
+  // somewhere; a placeholder says so at its start
+  if (PLACEHOLDER_WORD_RE.test(full.length > 160 ? full.slice(0, 80) : full)) return true;
   if (REPEAT_RE.test(body)) return true;
   if (longestSequentialRun(body) >= 7) return true;
   if (body.length >= 12) {
@@ -185,24 +152,6 @@ export function looksLikePlaceholder(full: string, body: string = full, minEntro
     if (distinct < Math.min(10, body.length / 2)) return true;
   }
   return false;
-}
-
-function hasDigitAndLetter(s: string): boolean {
-  let d = false;
-  let l = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c >= 48 && c <= 57) d = true;
-    else if ((c >= 65 && c <= 90) || (c >= 97 && c <= 122)) l = true;
-    if (d && l) return true;
-  }
-  return false;
-}
-
-function longestSegment(s: string, seps: RegExp): number {
-  let best = 0;
-  for (const seg of s.split(seps)) if (seg.length > best) best = seg.length;
-  return best;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -272,7 +221,7 @@ function toOriginal(map: Int32Array | null, start: number, end: number): [number
 }
 
 // ---------------------------------------------------------------------------------------------
-// prefix-shaped rules
+// prefix-shaped rules, built from the key-kinds table
 
 interface Rule {
   kind: KeyKind;
@@ -285,273 +234,84 @@ interface Rule {
   /** strict validation of the (possibly joined) candidate */
   strict: RegExp;
   /** length of the fixed prefix, excluded from the entropy / placeholder body */
-  prefixLen: number | ((cand: string) => number);
+  prefixLen: (cand: string) => number;
   /** exact-length formats never extend over further fragments */
   exact: boolean;
   /** extra check on the strict candidate */
   extra?: (cand: string) => boolean;
   minEntropy?: number;
   /** left boundary: the char before must not satisfy this */
-  leftBad?: (c: number) => boolean;
+  leftBad: (c: number) => boolean;
+  /** a head this long or longer is a pathological run, not a key */
+  maxRun: number;
 }
 
-const sw = (p: string) => (s: string, i: number) => s.startsWith(p, i);
+const LEFT_BAD: Record<LeftBoundary, (c: number) => boolean> = {
+  word: isWordCh,
+  alnum: isAlnum,
+  'alnum-dot-dash': (c) => isAlnum(c) || c === 46 || c === 45,
+  any: () => false,
+};
 
-const RULES: Rule[] = [
-  {
-    kind: 'anthropic',
-    starts: sw('sk-ant-'),
-    head: /sk-ant-[A-Za-z0-9_-]{0,600}/y,
-    cont: isTok,
-    strict: /^sk-ant-(?:api\d\d|admin\d\d|sid\d\d|oat\d\d)-[A-Za-z0-9_-]{60,}$/,
-    prefixLen: (c) => c.indexOf('-', 7) + 1,
-    exact: false,
-  },
-  {
-    kind: 'openrouter',
-    starts: sw('sk-or-'),
-    head: /sk-or-[A-Za-z0-9_-]{0,600}/y,
-    cont: isTok,
-    strict: /^sk-or-v\d-[0-9a-f]{64}$/,
-    prefixLen: 9,
-    exact: true,
-  },
-  {
-    kind: 'openai',
-    starts: (s, i) => s.startsWith('sk-proj-', i) || s.startsWith('sk-svcacct-', i) || s.startsWith('sk-admin-', i) || s.startsWith('sk-None-', i),
-    head: /sk-[A-Za-z0-9_-]{0,600}/y,
-    cont: isTok,
-    strict: /^sk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{40,}$/,
-    prefixLen: (c) => c.indexOf('-', 3) + 1,
-    exact: false,
-  },
-  {
-    kind: 'openai', // legacy user keys: sk- + 20 + T3BlbkFJ + 20
-    starts: sw('sk-'),
-    head: /sk-[A-Za-z0-9_-]{0,600}/y,
-    cont: isTok,
-    strict: /^sk-[A-Za-z0-9_-]{8,}T3BlbkFJ[A-Za-z0-9_-]{8,}$/,
-    prefixLen: 3,
-    exact: false,
-  },
-  {
-    kind: 'minimax',
-    starts: (s, i) => s.startsWith('sk-api-', i) || s.startsWith('sk-cp-', i),
-    head: /sk-[A-Za-z0-9_-]{0,600}/y,
-    cont: isTok,
-    strict: /^sk-(?:api|cp)-[A-Za-z0-9_-]{40,}$/,
-    prefixLen: (c) => c.indexOf('-', 3) + 1,
-    exact: false,
-  },
-  {
-    kind: 'sk_generic', // DeepSeek / DashScope / Moonshot / SiliconFlow / NEAR ...: sk- + 32+ hex/alnum
-    starts: sw('sk-'),
-    head: /sk-[A-Za-z0-9_-]{0,600}/y,
-    cont: isTok,
-    strict: /^sk-[A-Za-z0-9_-]{32,}$/,
-    prefixLen: 3,
-    exact: false,
-    // mostly one random run: a slug such as sk-learn-compatible-... is not a key
-    extra: (c) => {
-      const body = c.slice(3);
-      if (longestSegment(body, /[-_]/) < 24) return false;
-      // alnum with digits, or a long single-case random run (SiliconFlow: 48 lowercase letters)
-      return hasDigitAndLetter(body) || (body.length >= 40 && shannonEntropy(body) >= 4.0);
-    },
-    minEntropy: 3.2,
-  },
-  {
-    kind: 'google_api_key',
-    starts: sw('AIza'),
-    head: /AIza[A-Za-z0-9_-]{0,600}/y,
-    cont: isTok,
-    strict: /^AIza[A-Za-z0-9_-]{35}$/,
-    prefixLen: 4,
-    exact: true,
-  },
-  {
-    kind: 'xai',
-    starts: sw('xai-'),
-    head: /xai-[A-Za-z0-9_]{0,600}/y,
-    cont: isWordCh,
-    strict: /^xai-[A-Za-z0-9_]{40,}$/,
-    prefixLen: 4,
-    exact: false,
-  },
-  {
-    kind: 'groq',
-    starts: sw('gsk_'),
-    head: /gsk_[A-Za-z0-9]{0,600}/y,
-    cont: isAlnum,
-    strict: /^gsk_[A-Za-z0-9]{40,}$/,
-    prefixLen: 4,
-    exact: false,
-  },
-  {
-    kind: 'huggingface',
-    starts: (s, i) => s.startsWith('hf_', i) || s.startsWith('api_org_', i),
-    head: /(?:hf_|api_org_)[A-Za-z0-9]{0,600}/y,
-    cont: isAlnum,
-    strict: /^(?:hf_|api_org_)[A-Za-z0-9]{30,}$/,
-    prefixLen: (c) => c.indexOf('_', 1) + 1 + (c.startsWith('api_org_') ? 4 : 0),
-    exact: false,
-  },
-  {
-    kind: 'fireworks',
-    starts: sw('fw_'),
-    head: /fw_[A-Za-z0-9]{0,600}/y,
-    cont: isAlnum,
-    strict: /^fw_[A-Za-z0-9]{20,}$/,
-    prefixLen: 3,
-    exact: false,
-    extra: hasDigitAndLetter,
-  },
-  {
-    kind: 'perplexity',
-    starts: sw('pplx-'),
-    head: /pplx-[A-Za-z0-9]{0,600}/y,
-    cont: isAlnum,
-    strict: /^pplx-[A-Za-z0-9]{40,}$/,
-    prefixLen: 5,
-    exact: false,
-  },
-  {
-    kind: 'replicate',
-    starts: sw('r8_'),
-    head: /r8_[A-Za-z0-9_-]{0,600}/y,
-    cont: isTok,
-    strict: /^r8_[A-Za-z0-9_-]{30,}$/,
-    prefixLen: 3,
-    exact: false,
-  },
-  {
-    kind: 'aws_access_key',
-    starts: (s, i) => s.startsWith('AKIA', i) || s.startsWith('ASIA', i),
-    head: /A[KS]IA[A-Z0-9]{0,600}/y,
-    cont: isUpperOrDigit,
-    strict: /^A[KS]IA[A-Z0-9]{16}$/,
-    prefixLen: 4,
-    exact: true,
-    extra: (c) => !c.endsWith('EXAMPLE'),
-    minEntropy: 2.5,
-  },
-  {
-    kind: 'github',
-    starts: (s, i) => s.startsWith('github_pat_', i) || (s.startsWith('gh', i) && s.charCodeAt(i + 3) === 95 && 'pousr'.includes(s[i + 2] ?? '')),
-    head: /(?:github_pat_[A-Za-z0-9_]{0,600}|gh[pousr]_[A-Za-z0-9]{0,600})/y,
-    cont: isWordCh,
-    strict: /^(?:github_pat_[A-Za-z0-9_]{60,}|gh[pousr]_[A-Za-z0-9]{36,})$/,
-    prefixLen: (c) => (c.startsWith('github_pat_') ? 11 : 4),
-    exact: false,
-  },
-  {
-    kind: 'slack',
-    starts: (s, i) => s.startsWith('xox', i) || s.startsWith('xapp-', i),
-    head: /(?:xox[abeoprs]|xapp)-[A-Za-z0-9-]{0,600}/y,
-    cont: (c) => isAlnum(c) || c === 45,
-    strict: /^(?:xox[abeoprs]|xapp)-(?=[A-Za-z0-9-]*\d)[A-Za-z0-9-]{20,}$/,
-    prefixLen: 5,
-    exact: false,
-  },
-  {
-    kind: 'slack',
-    starts: sw('hooks.slack.com/'),
-    head: /hooks\.slack\.com\/[A-Za-z0-9_\/+-]{0,600}/y,
-    cont: isSlackHookCh,
-    strict: /^hooks\.slack\.com\/(?:services|workflows|triggers)\/[A-Za-z0-9_\/+-]{20,}$/,
-    prefixLen: (c) => c.indexOf('/', 16) + 1,
-    exact: false,
-    leftBad: () => false,
-  },
-  {
-    kind: 'together',
-    starts: sw('tgp_v1_'),
-    head: /tgp_v1_[A-Za-z0-9_-]{0,600}/y,
-    cont: isTok,
-    strict: /^tgp_v1_[A-Za-z0-9_-]{40,}$/,
-    prefixLen: 7,
-    exact: false,
-  },
-  {
-    kind: 'venice',
-    starts: sw('VENICE-'),
-    head: /VENICE-[A-Za-z0-9_-]{0,600}/y,
-    cont: isTok,
-    strict: /^VENICE-(?:INFERENCE|ADMIN)-KEY-[A-Za-z0-9_-]{20,}$/,
-    prefixLen: (c) => c.indexOf('-KEY-') + 5,
-    exact: false,
-  },
-  {
-    kind: 'nvidia',
-    starts: sw('nvapi-'),
-    head: /nvapi-[A-Za-z0-9_-]{0,600}/y,
-    cont: isTok,
-    strict: /^nvapi-[A-Za-z0-9_-]{40,}$/,
-    prefixLen: 6,
-    exact: false,
-  },
-  {
-    kind: 'cerebras',
-    starts: sw('csk-'),
-    head: /csk-[A-Za-z0-9]{0,600}/y,
-    cont: isAlnum,
-    strict: /^csk-[A-Za-z0-9]{40,}$/,
-    prefixLen: 4,
-    exact: false,
-  },
-  {
-    kind: 'gitlab',
-    starts: sw('glpat-'),
-    head: /glpat-[A-Za-z0-9_-]{0,600}/y,
-    cont: isTok,
-    strict: /^glpat-[A-Za-z0-9_-]{20,}$/,
-    prefixLen: 6,
-    exact: false,
-    extra: (c) => hasDigitAndLetter(c.slice(6)),
-  },
-  {
-    kind: 'stripe',
-    starts: (s, i) => s.startsWith('sk_live_', i) || s.startsWith('rk_live_', i),
-    head: /[sr]k_live_[A-Za-z0-9]{0,600}/y,
-    cont: isAlnum,
-    strict: /^[sr]k_live_[A-Za-z0-9]{20,}$/,
-    prefixLen: 8,
-    exact: false,
-  },
-  {
-    kind: 'npm',
-    starts: sw('npm_'),
-    head: /npm_[A-Za-z0-9]{0,600}/y,
-    cont: isAlnum,
-    strict: /^npm_[A-Za-z0-9]{36}$/,
-    prefixLen: 4,
-    exact: true,
-    extra: (c) => hasDigitAndLetter(c.slice(4)),
-  },
-  {
-    kind: 'telegram_bot_token',
-    starts: (s, i) => {
-      const c = s.charCodeAt(i);
-      return c >= 48 && c <= 57;
-    },
-    head: /\d{8,10}:[A-Za-z0-9_-]{0,600}/y,
-    cont: isTok,
-    strict: /^\d{8,10}:[A-Za-z0-9_-]{35}$/,
-    prefixLen: (c) => c.indexOf(':') + 1,
-    exact: true,
-    leftBad: isAlnum,
-  },
-  {
-    kind: 'zai', // Zhipu / Z.ai: <32 hex id>.<16 alnum secret>
-    starts: (s, i) => isHexLower(s.charCodeAt(i)),
-    head: /[0-9a-f]{32}\.[A-Za-z0-9]{0,600}/y,
-    cont: isAlnum,
-    strict: /^[0-9a-f]{32}\.[A-Za-z0-9]{16}$/,
-    prefixLen: 33,
-    exact: true,
-    leftBad: (c) => isAlnum(c) || c === 46 || c === 45,
-  },
-];
+/** a regex character class body as a per-character table (the joiner calls it per character) */
+function charsetTest(charset: string): (c: number) => boolean {
+  const re = new RegExp(`^[${charset}]$`);
+  const t = new Uint8Array(128);
+  for (let c = 0; c < 128; c++) t[c] = re.test(String.fromCharCode(c)) ? 1 : 0;
+  return (c) => c < 128 && t[c] === 1;
+}
+
+/** the union of character class bodies, as one class body of ASCII ranges */
+function unionClass(charsets: string[]): string {
+  const tests = charsets.map(charsetTest);
+  const esc = (c: number) => (/[\\\]^-]/.test(String.fromCharCode(c)) ? '\\' : '') + String.fromCharCode(c);
+  let out = '';
+  for (let c = 0; c < 128; c++) {
+    if (!tests.some((t) => t(c))) continue;
+    let e = c;
+    while (e + 1 < 128 && tests.some((t) => t(e + 1))) e++;
+    out += e > c ? `${esc(c)}-${esc(e)}` : esc(c);
+    c = e;
+  }
+  return out;
+}
+
+function ruleOf(spec: KeyKindSpec): Rule {
+  const start = startSource(spec);
+  const maxRun = spec.maxRun ?? 600;
+  const lead = spec.lead ? new RegExp(spec.lead, 'y') : null;
+  const prefixes = spec.prefixes;
+  const starts = lead
+    ? (s: string, i: number) => {
+        lead.lastIndex = i;
+        return lead.test(s);
+      }
+    : prefixes.length === 1
+      ? (s: string, i: number) => s.startsWith(prefixes[0]!, i)
+      : (s: string, i: number) => prefixes.some((p) => s.startsWith(p, i));
+  const fixedLen = (cand: string): number => {
+    if (lead) {
+      lead.lastIndex = 0;
+      const m = lead.exec(cand);
+      return m ? m[0].length : 0;
+    }
+    for (const p of prefixes) if (cand.startsWith(p)) return p.length;
+    return 0;
+  };
+  return {
+    kind: spec.kind,
+    starts,
+    head: new RegExp(`${start}[${spec.charset}]{0,${maxRun}}`, 'y'),
+    cont: charsetTest(spec.charset),
+    strict: new RegExp(`^(?:${keySource(spec)})$`),
+    prefixLen: spec.prefixLen ?? fixedLen,
+    exact: spec.max !== undefined,
+    extra: spec.check,
+    minEntropy: spec.minEntropy,
+    leftBad: LEFT_BAD[spec.left ?? 'word'],
+    maxRun,
+  };
+}
 
 /** case-insensitive spelling of an ASCII word as character classes (no `i` flag: it is slower) */
 function ci(word: string): string {
@@ -559,13 +319,37 @@ function ci(word: string): string {
 }
 
 /**
- * Prefix-shaped formats, as a trie so the regex engine dispatches on the first character.
- * Heads are loose and short, so a key wrapped right after its prefix still reaches the joiner.
+ * The scan alternatives for the table's literal prefixes, factored by first character
+ * (s(?:k-|k_live_|...)) so the regex engine dispatches on it. A prefix that extends a shorter one
+ * (sk-ant- after sk-) is left out: every rule starting at a hit is tried anyway. Each is followed
+ * by a character (three after a prefix of three) of its kinds' charsets, so a bare prefix in prose
+ * costs no dispatch; still short, so a key wrapped right after its prefix reaches the joiner.
  */
-const TRIE_SRC =
-  's(?:k-[A-Za-z0-9_-]{3}|k_live_)|A(?:Iza|[KS]IA[A-Z0-9])|x(?:ai-|ox[abeoprs]-|app-)|g(?:sk_|h[pousr]_|ithub_pat_|lpat-)|' +
-  'h(?:f_[A-Za-z]|ooks\\.slack\\.com\\/)|api_org_|fw_[A-Za-z0-9]|pplx-|r(?:8_|k_live_)|tgp_v1_|VENICE-|n(?:vapi-|pm_)|csk-|' +
-  '-----BEGIN|\\d{8,10}:[A-Za-z0-9_-]|[0-9a-f]{32}\\.[A-Za-z0-9]';
+function prefixTrie(specs: readonly KeyKindSpec[]): string {
+  const byPrefix = new Map<string, Set<string>>();
+  for (const s of specs) for (const p of s.prefixes) {
+    const cs = byPrefix.get(p) ?? new Set<string>();
+    cs.add(s.charset);
+    byPrefix.set(p, cs);
+  }
+  const all = [...byPrefix.keys()];
+  const minimal = all.filter((p) => !all.some((o) => o !== p && p.startsWith(o)));
+  const charsets = (p: string) => {
+    const u: string[] = [];
+    for (const [q, cs] of byPrefix) if (q.startsWith(p)) u.push(...cs);
+    return unionClass(u);
+  };
+  const byFirst = new Map<string, string[]>();
+  for (const p of minimal.sort()) {
+    // short, common prefixes (sk-, hf_) want a few body characters before a dispatch
+    const alt = escapeRe(p.slice(1)) + `[${charsets(p)}]` + (p.length <= 3 ? '{3}' : '');
+    byFirst.set(p[0]!, [...(byFirst.get(p[0]!) ?? []), alt]);
+  }
+  const out: string[] = [];
+  for (const [first, rests] of byFirst) out.push(escapeRe(first) + (rests.length === 1 ? rests[0] : `(?:${rests.join('|')})`));
+  return out.join('|');
+}
+
 /**
  * Case-insensitive alternation of words, factored into a trie (api|app|access|auth -> a(?:p(?:i|p)|...)):
  * the scan regex tries it after every boundary character, and shared initials are then tested once.
@@ -593,20 +377,52 @@ const KW_SRC =
   ciTrie(['key', 'secret', 'token', 'passw', 'pwd', 'bearer', 'authoriz', 'credential', 'azure', 'cognitiveservices']) +
   ')';
 const CJK_KW_SRC = '密钥|秘钥|令牌|密码|口令|凭证|凭据';
-/**
- * The one pass over every message: a boundary character, then a key prefix (group 1) or a key-ish
- * word (group 2); or a Chinese key word (group 3) anywhere.
- */
-const SCAN_RE = new RegExp(`[^A-Za-z0-9](?:(${TRIE_SRC})|(${KW_SRC}))|(${CJK_KW_SRC})`, 'g');
-/** the same at offset 0 (no boundary character before) */
-const SCAN_START_RE = new RegExp(`(?:(${TRIE_SRC})|(${KW_SRC}))`, 'y');
-/**
- * ASCII characters a TRIE or KW match can begin with (a superset is fine: it only saves an exec per
- * message): the prefixes' initials, digits and hex, the qualifiers' and words' initials in either
- * case, and the separators [\s_.-].
- */
-const CAN_START_AT_0 = new Uint8Array(128);
-for (let c = 0; c < 128; c++) CAN_START_AT_0[c] = /[sAxghafprtVnc0-9a-f\-SPCBRbKkTt_.\s]/.test(String.fromCharCode(c)) ? 1 : 0;
+/** ASCII initials a KW match can begin with, in either case, and the separators [\s_.-] */
+const KW_INITIALS = 'aspcbrkt';
+
+interface Compiled {
+  version: number;
+  rules: Rule[];
+  /**
+   * The one pass over every message: a boundary character, then a key prefix (group 1) or a key-ish
+   * word (group 2); or a Chinese key word (group 3) anywhere.
+   */
+  scan: RegExp;
+  /** the same at offset 0 (no boundary character before) */
+  scanStart: RegExp;
+  /**
+   * ASCII characters a prefix or KW match can begin with (a superset is fine: it only saves an exec
+   * per message).
+   */
+  canStartAt0: Uint8Array;
+}
+
+let compiled: Compiled | null = null;
+
+/** The rules and scan regexes for the current key-kinds table (rebuilt only when it changes). */
+function current(): Compiled {
+  const v = keyKindsVersion();
+  if (compiled && compiled.version === v) return compiled;
+  const specs = keyKinds();
+  const leads = specs.filter((s) => s.lead).map((s) => `${s.lead}[${s.charset}]`);
+  const trie = [prefixTrie(specs), ...new Set(leads), '-----BEGIN'].join('|');
+  const canStartAt0 = new Uint8Array(128);
+  for (let c = 0; c < 128; c++) {
+    const ch = String.fromCharCode(c);
+    const kw = KW_INITIALS.includes(ch.toLowerCase()) || /[\s_.-]/.test(ch);
+    const prefix = specs.some((s) => s.prefixes.some((p) => p[0] === ch));
+    // lead kinds start with a digit or hex
+    canStartAt0[c] = kw || prefix || /[0-9a-f]/.test(ch) ? 1 : 0;
+  }
+  compiled = {
+    version: v,
+    rules: specs.map(ruleOf),
+    scan: new RegExp(`[^A-Za-z0-9](?:(${trie})|(${KW_SRC}))|(${CJK_KW_SRC})`, 'g'),
+    scanStart: new RegExp(`(?:(${trie})|(${KW_SRC}))`, 'y'),
+    canStartAt0,
+  };
+  return compiled;
+}
 
 // ---------------------------------------------------------------------------------------------
 // joining fragments split by whitespace / line breaks
@@ -661,23 +477,23 @@ interface Hit {
   end: number;
 }
 
-function prefixLenOf(rule: Rule, cand: string): number {
-  return typeof rule.prefixLen === 'number' ? rule.prefixLen : Math.max(0, rule.prefixLen(cand));
-}
-
 function validate(rule: Rule, cand: string): boolean {
   if (!rule.strict.test(cand)) return false;
   if (rule.extra && !rule.extra(cand)) return false;
-  const body = cand.slice(prefixLenOf(rule, cand));
+  const body = cand.slice(Math.max(0, rule.prefixLen(cand)));
   return !looksLikePlaceholder(cand, body, rule.minEntropy ?? 3.0);
 }
+
+/** length of the longest head the last `handlePrefix` tried (a failed long head is skipped whole) */
+let longestHead = 0;
 
 /** Try one rule at s[i]: the fragment alone, then joined with following fragments. */
 function tryRule(rule: Rule, s: string, i: number): Hit | null {
   rule.head.lastIndex = i;
   const m = rule.head.exec(s);
   if (!m) return null;
-  if (m[0].length >= 600) return null; // no key is that long: a pathological run, not a key
+  if (m[0].length > longestHead) longestHead = m[0].length;
+  if (m[0].length >= rule.maxRun) return null; // no key of this kind is that long: a pathological run, not a key
   let end = i + m[0].length;
   // right boundary for the head: a format whose charset stops earlier than a token does
   const after = s.charCodeAt(end);
@@ -712,8 +528,14 @@ function tryRule(rule: Rule, s: string, i: number): Hit | null {
   return null;
 }
 
-function defaultLeftBad(c: number): boolean {
-  return isWordCh(c);
+/**
+ * JSON-encoded text (a chat export, a log line) writes a line break as `\n`: the key after it follows
+ * the letter n, which is no boundary. The scan reads a copy with the letter blanked (same length, so
+ * offsets are unchanged); built only when the text has a backslash at all.
+ */
+const ESCAPED_BREAK_RE = /\\[nrt]/g;
+function blankEscapedBreaks(s: string): string {
+  return s.indexOf('\\') < 0 ? s : s.replace(ESCAPED_BREAK_RE, '\\ ');
 }
 
 /** A prefix-shaped candidate at s[i]. Returns where scanning may resume. */
@@ -731,22 +553,29 @@ function handlePrefix(s: string, i: number, head: string, hits: Hit[]): number {
     }
     return i + 1;
   }
-  // a pathological run (no key is 600+ characters): skip it whole, keeping the scan linear
+  // a pathological run (most keys are under 600 characters): only kinds allowed that long are
+  // tried, and a failed long run is skipped whole, keeping the scan linear
   let run = i;
-  while (run < s.length && isTok(s.charCodeAt(run))) run++;
-  if (run - i >= 600) return run;
+  const cap = Math.min(s.length, i + 600);
+  while (run < cap && isTok(s.charCodeAt(run))) run++;
+  const longRun = run - i >= 600;
   const before = i > 0 ? s.charCodeAt(i - 1) : -1;
-  for (const rule of RULES) {
+  longestHead = 0;
+  for (const rule of current().rules) {
+    if (longRun && rule.maxRun <= 600) continue;
     if (!rule.starts(s, i)) continue;
-    const bad = rule.leftBad ?? defaultLeftBad;
-    if (before >= 0 && bad(before)) continue;
+    if (before >= 0 && rule.leftBad(before)) continue;
     const hit = tryRule(rule, s, i);
     if (hit) {
       hits.push(hit);
       return Math.max(hit.end, i + 1);
     }
   }
-  return i + 1;
+  if (longRun) {
+    while (run < s.length && isTok(s.charCodeAt(run))) run++;
+    return run;
+  }
+  return longestHead >= 600 ? i + longestHead : i + 1;
 }
 
 interface ScanState {
@@ -762,19 +591,21 @@ function dispatchMatch(s: string, m: RegExpExecArray, base: number, hits: Hit[],
   if (m[1] !== undefined) return handlePrefix(s, base, m[1], hits) - 1;
   const kw = m[2] ?? m[3]!;
   handleKeyword(s, base, base + kw.length, hits, st);
-  // resume right after the keyword: a prefixed key in its value is still classified by its own rule
-  return base + kw.length;
+  // resume right after the keyword: a prefixed key in its value is still classified by its own rule.
+  // A Chinese word's last character is itself the boundary a key glued to it (令牌hf_...) needs.
+  return m[3] !== undefined ? base + kw.length - 1 : base + kw.length;
 }
 
 function scanAll(s: string, hits: Hit[]): void {
   const st: ScanState = { lastAzureScan: -1 };
-  const re = SCAN_RE;
+  const c = current();
+  const re = c.scan;
   re.lastIndex = 0;
   // offset 0 has no boundary character before it; most messages start with a letter no match can start with
   const c0 = s.charCodeAt(0);
-  if (c0 >= 128 || CAN_START_AT_0[c0] === 1) {
-    SCAN_START_RE.lastIndex = 0;
-    const m0 = SCAN_START_RE.exec(s);
+  if (c0 >= 128 || c.canStartAt0[c0] === 1) {
+    c.scanStart.lastIndex = 0;
+    const m0 = c.scanStart.exec(s);
     if (m0) re.lastIndex = Math.max(0, dispatchMatch(s, m0, 0, hits, st));
   }
   let m: RegExpExecArray | null;
@@ -854,7 +685,8 @@ function genericSecretOk(s: string, start: number, tok: string): boolean {
   while (tok.length && /[.!,#*^%@~]$/.test(tok) && !tok.endsWith('==')) tok = tok.slice(0, -1);
   if (tok.length < 20) return false;
   const pre = s.slice(Math.max(0, start - 8), start);
-  if (/:\/\/$|@$|base64,$|(?:sha\d+|md5)[:-]$|[A-Za-z]:\\?$/i.test(pre)) return false;
+  // (a drive letter is one letter: key:<hex> and api-key:<hex> are a key glued to its word)
+  if (/:\/\/$|@$|base64,$|(?:sha\d+|md5)[:-]$|(?:^|[^A-Za-z])[A-Za-z]:\\?$/i.test(pre)) return false;
   if (/^(?:sha\d+|md5)[-:]/i.test(tok)) return false;
   if (tok.includes('://') || /^[/.~]/.test(tok)) return false;
   if (/@[A-Za-z0-9-]+\.[A-Za-z]{2,}/.test(tok)) return false; // e-mail
@@ -890,6 +722,13 @@ function genericSecretOk(s: string, start: number, tok: string): boolean {
   return true;
 }
 
+/** A 32-hex value after Azure's own header name `api-key` (not Anthropic's x-api-key) is an Azure key. */
+function azureHeaderValue(s: string, kwStart: number, kwEnd: number, tok: string): boolean {
+  if (tok.length !== 32 || !HEX_RE.test(tok)) return false;
+  if (kwEnd - kwStart !== 7 || !endsWithCI(s, kwStart, kwEnd, 'api-key')) return false;
+  return kwStart === 0 || s.charCodeAt(kwStart - 1) !== 45;
+}
+
 /** A key-ish word at s[kwStart, kwEnd): look for a secret value right after it (or an Azure key around it). */
 function handleKeyword(s: string, kwStart: number, kwEnd: number, hits: Hit[], st: ScanState): void {
   // (the keyword is ASCII letters and at most one separator, so no lower-cased copy is needed)
@@ -900,8 +739,9 @@ function handleKeyword(s: string, kwStart: number, kwEnd: number, hits: Hit[], s
     }
     return;
   }
-  // skip the rest of the keyword's word (keys, token_count, password_hash ...)
-  let i = wordRunEnd(s, kwEnd);
+  // skip the rest of the keyword's word (keys, token_count, password_hash ...); a Chinese word is
+  // whole, and what is glued to it (密钥sk-...) is the value
+  let i = s.charCodeAt(kwEnd - 1) < 128 ? wordRunEnd(s, kwEnd) : kwEnd;
   const limit = Math.min(s.length, i + GEN_WINDOW);
   let tokens = 0;
   while (i < limit && tokens < 6) {
@@ -929,7 +769,7 @@ function handleKeyword(s: string, kwStart: number, kwEnd: number, hits: Hit[], s
       }
     }
     if (tok.length >= 20 && genericSecretOk(s, i, tok)) {
-      hits.push({ kind: 'generic_secret', start: i, end });
+      hits.push({ kind: azureHeaderValue(s, kwStart, kwEnd, tok) ? 'azure_openai' : 'generic_secret', start: i, end });
       return;
     }
     i = Math.max(j, i + 1);
@@ -1037,8 +877,9 @@ export function detectKeys(text: string, opts: DetectOptions = {}): Detection {
   const view = normalise(text);
   const s = view.s;
   const hits: Hit[] = [];
-  scanAll(s, hits);
-  if (hits.length > 0 && hits.some((h) => h.kind === 'aws_access_key')) extendAws(s, hits);
+  const scanned = blankEscapedBreaks(s);
+  scanAll(scanned, hits);
+  if (hits.length > 0 && hits.some((h) => h.kind === 'aws_access_key')) extendAws(scanned, hits);
   if (opts.isKnownKey) scanKnown(s, opts.isKnownKey, hits);
   if (hits.length === 0) return { refused: false, kinds: [], spans: [] };
 

@@ -21,6 +21,7 @@
  *  - 408, 5xx and Anthropic 529 are vendor_unavailable; network errors are unreachable.
  */
 import { isByokError } from '../errors.ts';
+import { keyShapeRe } from '../secrets/key-kinds.ts';
 import { VendorError, type FailureOutcome, type WhatToDo } from './errors.ts';
 import type { ProbeResult, VendorOutcome } from './types.ts';
 
@@ -78,13 +79,11 @@ export function parseRetryAfter(h: HeaderBag, now = Date.now()): number | undefi
   return undefined;
 }
 
-// Key-looking material vendors echo back ("Incorrect API key provided: sk-abc***wxyz").
-const KEY_PATTERNS: RegExp[] = [
-  /\S*\*{2,}\S*/g, // any masked token: sk-abc***wxyz, ****1234
-  /\b(?:sk|pk|rk|gsk|xai|hf|fw|pplx|r8|nvapi|sk-ant|sk-or|sk-proj|sk-svcacct|sk-admin)[-_][A-Za-z0-9_\-.]{6,}/g,
-  /\bAIza[0-9A-Za-z_\-]{20,}/g,
-  /\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{12,}\b/g,
-  /\bABSK[A-Za-z0-9+/=]{16,}/g, // Bedrock API keys
+// Key-looking material vendors echo back ("Incorrect API key provided: sk-abc***wxyz"): masked
+// tokens, every kind of the shared key-kinds table by its prefix (vendors echo keys truncated, so a
+// few characters after the prefix are enough), then generic shapes no vendor message needs.
+const MASKED_RE = /\S*\*{2,}\S*/g; // any masked token: sk-abc***wxyz, ****1234
+const GENERIC_PATTERNS: RegExp[] = [
   /\b[0-9a-fA-F]{32,}\b/g, // Azure-style hex keys
   /\b(?=[A-Za-z0-9_\-+/=]*[A-Z])(?=[A-Za-z0-9_\-+/=]*[a-z])(?=[A-Za-z0-9_\-+/=]*\d)[A-Za-z0-9_\-+/=]{24,}/g, // mixed-case high-entropy tokens
   /\b(?:Bearer|Basic)\s+\S+/gi,
@@ -97,7 +96,8 @@ const KEY_PATTERNS: RegExp[] = [
 export function scrubVendorMessage(msg: string, known: string[] = []): string {
   let s = String(msg).replace(/[\u0000-\u001f\u007f]+/g, ' ');
   for (const k of known) if (k && k.length >= 4) s = s.split(k).join('[redacted]');
-  for (const re of KEY_PATTERNS) s = s.replace(re, '[redacted]');
+  s = s.replace(MASKED_RE, '[redacted]').replace(keyShapeRe({ minBody: 6, flags: 'g' }), '[redacted]');
+  for (const re of GENERIC_PATTERNS) s = s.replace(re, '[redacted]');
   s = s.replace(/\s+/g, ' ').trim();
   return s.length > 300 ? `${s.slice(0, 297)}...` : s;
 }

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { detectKeys, redactKeys, vendorHintForKinds } from '../../src/secrets/detector.ts';
 import { runGuard } from '../../src/secrets/guard-cli.ts';
+import { keyKinds } from '../../src/secrets/key-kinds.ts';
 
 const fixtures = join(dirname(fileURLToPath(import.meta.url)), '../fixtures/guard');
 const readJsonl = <T>(name: string): T[] =>
@@ -18,9 +19,9 @@ const ordinary = readJsonl<{ text: string }>('ordinary.jsonl');
 
 describe('guard corpus', () => {
   it('has the promised size', () => {
-    expect(keys.length).toBeGreaterThanOrEqual(300);
-    expect(new Set(keys.map((k) => k.kind)).size).toBeGreaterThanOrEqual(20);
-    expect(ordinary.length).toBeGreaterThanOrEqual(1000);
+    expect(keys.length).toBeGreaterThanOrEqual(1000);
+    expect(new Set(keys.map((k) => k.kind)).size).toBeGreaterThanOrEqual(29);
+    expect(ordinary.length).toBeGreaterThanOrEqual(1290);
   });
 
   it('recall is 100% with the right kind on keys.jsonl', () => {
@@ -46,11 +47,10 @@ describe('guard corpus', () => {
     }
   });
 
-  it('false positives on ordinary.jsonl are <= 0.5%', () => {
+  it('no false positive on ordinary.jsonl (tricky shapes included)', () => {
     const fps = ordinary.filter((o) => detectKeys(o.text).refused);
-    const rate = fps.length / ordinary.length;
-    console.log(`guard false positives: ${fps.length}/${ordinary.length} = ${(rate * 100).toFixed(2)}%`);
-    expect(rate).toBeLessThanOrEqual(0.005);
+    console.log(`guard false positives: ${fps.length}/${ordinary.length}`);
+    expect(fps.map((o) => o.text.slice(0, 80))).toEqual([]);
   });
 });
 
@@ -229,5 +229,190 @@ describe('runGuard', () => {
       { error: 'line 3 is not a JSON string' },
       { refused: false, kinds: [] },
     ]);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Families the guard used to miss, in every wrapping a key is pasted in (all keys random, fake).
+
+/** deterministic PRNG (mulberry32), so a failure names the same key every run */
+function prng(seed: number): (n: number, al: string) => string {
+  let st = seed;
+  const next = () => {
+    st = (st + 0x6d2b79f5) | 0;
+    let t = st;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return (n, al) => {
+    for (;;) {
+      let out = '';
+      for (let i = 0; i < n; i++) out += al[Math.floor(next() * al.length)];
+      if (!/x{4}|X{4}|your|example|sample|here|dummy|insert|replace|redacted|changeme|placeholder|(.)\1{4}/i.test(out)) return out;
+    }
+  };
+}
+const rnd = prng(0x7e57);
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+const URLSAFE = ALNUM + '-_';
+const LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+const HEX = '0123456789abcdef';
+const b64 = (t: string) => Buffer.from(t).toString('base64');
+
+const MISSED: Array<{ name: string; kind: string; key: string }> = [
+  { name: 'Google OAuth access token', kind: 'google_oauth', key: 'ya29.a0' + rnd(180, URLSAFE) },
+  { name: 'Google OAuth refresh token', kind: 'google_oauth', key: '1//0g' + rnd(98, URLSAFE) },
+  { name: 'Bedrock API key (long-term)', kind: 'bedrock_api_key', key: 'ABSK' + b64(`BedrockAPIKey-${rnd(4, HEX)}-at-${rnd(12, '0123456789')}:${rnd(40, ALNUM + '+/')}`) },
+  {
+    name: 'Bedrock API key (short-term)',
+    kind: 'bedrock_api_key',
+    key:
+      'bedrock-api-key-' +
+      b64(`bedrock.amazonaws.com/?Action=CallWithBearerToken&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIA${rnd(16, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567')}%2F20251101%2Fus-east-1%2Fbedrock%2Faws4_request&X-Amz-Security-Token=${rnd(600, URLSAFE)}&X-Amz-Signature=${rnd(64, HEX)}&Version=1`),
+  },
+  { name: 'Hugging Face token', kind: 'huggingface', key: 'hf_' + rnd(34, LETTERS) },
+  { name: 'Hugging Face token starting with a digit', kind: 'huggingface', key: 'hf_7' + rnd(33, ALNUM) },
+  { name: 'Claude Code OAuth access token', kind: 'anthropic', key: 'sk-ant-oat01-' + rnd(93, URLSAFE) + 'AA' },
+  { name: 'Claude Code OAuth refresh token', kind: 'anthropic', key: 'sk-ant-ort01-' + rnd(93, URLSAFE) + 'AA' },
+  { name: 'Fireworks key without digits', kind: 'fireworks', key: 'fw_' + rnd(24, LETTERS) },
+  { name: 'xAI key, 24 characters', kind: 'xai', key: 'xai-' + rnd(24, ALNUM) },
+  { name: 'Groq key, 24 characters', kind: 'groq', key: 'gsk_' + rnd(24, ALNUM) },
+  { name: 'MiMo Token Plan key', kind: 'mimo', key: 'tp-' + rnd(48, 'abcdefghijklmnopqrstuvwxyz0123456789') },
+];
+
+const WRAPS: Array<[string, (k: string) => string]> = [
+  ['bare', (k) => k],
+  ['JSON', (k) => `{"api_key": "${k}", "model": "m"}`],
+  ['.env', (k) => `BASE_URL=https://api.example.com/v1\nAPI_KEY=${k}\nDEBUG=1`],
+  ['curl -H', (k) => `curl https://api.example.com/v1/chat/completions -H 'Authorization: Bearer ${k}' -d '{}'`],
+  ['curl -H glued', (k) => `curl -H "x-api-key:${k}" https://api.example.com/v1/models`],
+  ['URL ?key=', (k) => `https://api.example.com/v1/models?key=${k}`],
+  ['URL ?api_key=', (k) => `https://api.example.com/v1/models?api_key=${k}&limit=5`],
+  ['Markdown fence', (k) => '```\n' + k + '\n```'],
+  ['Markdown fence with a language', (k) => '```bash\nexport TOKEN=' + k + '\n```'],
+  ['Markdown fence, glued', (k) => '```' + k + '```'],
+  ['inline code', (k) => `set \`${k}\` please`],
+  ['single quotes', (k) => `key='${k}'`],
+  ['double quotes', (k) => `"${k}"`],
+  ['Chinese quotes', (k) => `我的密钥“${k}”，帮我看看`],
+  ['Chinese corner brackets', (k) => `密钥：「${k}」`],
+  ['Chinese parentheses', (k) => `新的 key（${k}）`],
+  ['after a Chinese sentence', (k) => `我刚生成了一个新的，你帮我配置一下吧${k}`],
+  ['glued to a Chinese key word', (k) => `我的令牌${k}`],
+  ['JSON-encoded chat text (\\n before the key)', (k) => JSON.stringify({ role: 'user', content: `here you go:\n${k}` })],
+];
+
+describe('families the guard missed, in every wrapping', () => {
+  for (const f of MISSED) {
+    it.each(WRAPS)(`${f.name}: %s`, (_w, wrap) => {
+      const text = wrap(f.key);
+      const d = detectKeys(text);
+      expect(d.kinds).toContain(f.kind);
+      const out = redactKeys(text);
+      expect(out).not.toContain(f.key.slice(-24));
+      expect(detectKeys(out).refused).toBe(false);
+    });
+  }
+});
+
+describe('Azure keys glued to their word', () => {
+  const hex = rnd(32, HEX);
+  const cases: Array<[string, string]> = [
+    [`key:${hex}`, 'generic_secret'],
+    [`api-key:${hex}`, 'azure_openai'],
+    [`curl "$ENDPOINT/openai/deployments/gpt4o/chat/completions?api-version=2024-06-01" -H "api-key:${hex}"`, 'azure_openai'],
+    [`AZURE_OPENAI_API_KEY=${hex}`, 'azure_openai'],
+    ['```\nAZURE_OPENAI_API_KEY=' + hex + '\n```', 'azure_openai'],
+    [`{"api-key":"${hex}"}`, 'azure_openai'],
+    [`Azure 密钥：「${hex}」`, 'azure_openai'],
+  ];
+  it.each(cases)('%s', (text, kind) => {
+    expect(detectKeys(text).kinds).toEqual([kind]);
+    expect(redactKeys(text)).not.toContain(hex);
+  });
+  it("Anthropic's x-api-key header is not Azure's", () => {
+    expect(detectKeys(`x-api-key:${hex}`).kinds).toEqual(['generic_secret']);
+  });
+  it('a drive letter still is not a key word', () => {
+    expect(detectKeys(`the secret file is at C:\\${rnd(32, HEX)}`).refused).toBe(false);
+  });
+});
+
+describe('whole credential files', () => {
+  const jwt = 'eyJhbGciOiJSUzI1NiIsImtpZCI6I' + rnd(40, URLSAFE) + '.eyJ' + rnd(200, URLSAFE) + '.' + rnd(342, URLSAFE);
+  const gemini = {
+    access_token: 'ya29.a0' + rnd(180, URLSAFE),
+    scope: 'https://www.googleapis.com/auth/cloud-platform openid',
+    token_type: 'Bearer',
+    id_token: jwt,
+    expiry_date: 1760000000000,
+    refresh_token: '1//0e' + rnd(98, URLSAFE),
+  };
+  const qwen = { access_token: rnd(43, URLSAFE), token_type: 'Bearer', refresh_token: rnd(43, URLSAFE), resource_url: 'portal.qwen.ai', expiry_date: 1760000000000 };
+  const claude = { claudeAiOauth: { accessToken: 'sk-ant-oat01-' + rnd(93, URLSAFE) + 'AA', refreshToken: 'sk-ant-ort01-' + rnd(93, URLSAFE) + 'AA', expiresAt: 1760000000000, scopes: ['user:inference'] } };
+  const files: Array<[string, object, string]> = [
+    ['Gemini CLI oauth_creds.json', gemini, 'google_oauth'],
+    ['Qwen Code oauth_creds.json', qwen, 'generic_secret'],
+    ['Claude Code .credentials.json', claude, 'anthropic'],
+  ];
+  it.each(files)('%s: every token field is redacted, compact and pretty-printed', (_name, obj, kind) => {
+    for (const text of [JSON.stringify(obj), JSON.stringify(obj, null, 2), '```json\n' + JSON.stringify(obj, null, 2) + '\n```']) {
+      expect(detectKeys(text).kinds).toContain(kind);
+      const out = redactKeys(text);
+      const fields = Object.entries(obj).flatMap(([k, x]) => (typeof x === 'object' ? Object.entries(x as object) : [[k, x]]));
+      const tokens = fields.filter(([k, v]) => /token/i.test(k) && typeof v === 'string' && v !== 'Bearer');
+      expect(tokens.length).toBeGreaterThanOrEqual(2);
+      for (const [, v] of tokens) expect(out).not.toContain((v as string).slice(-20));
+    }
+  });
+  it('a JWT bearer token in an Authorization header', () => {
+    for (const text of [`curl -H "Authorization: Bearer ${jwt}" https://api.example.com`, `{"headers": {"Authorization": "Bearer ${jwt}"}}`, `请求头 Authorization：Bearer ${jwt}`]) {
+      expect(detectKeys(text).kinds).toEqual(['generic_secret']);
+    }
+  });
+});
+
+describe('new kinds keep the guard linear and quiet', () => {
+  it('pathological runs of the long kinds return fast', () => {
+    const inputs = [
+      'ABSK'.repeat(250_000),
+      '/ABSK'.repeat(200_000),
+      ('/ABSK' + 'QmVk'.repeat(300)).repeat(800),
+      'bedrock-api-key-'.repeat(62_500),
+      (' bedrock-api-key-' + 'YmVk'.repeat(2000)).repeat(120),
+      ' ya29.'.repeat(160_000),
+      (' ya29.' + 'a0'.repeat(3000)).repeat(160),
+      ' 1//0'.repeat(200_000),
+      '令牌'.repeat(500_000),
+    ];
+    for (const input of inputs) {
+      const t0 = performance.now();
+      detectKeys(input);
+      redactKeys(input);
+      const ms = performance.now() - t0;
+      expect(ms, `${JSON.stringify(input.slice(0, 20))}: ${ms.toFixed(0)} ms`).toBeLessThan(2000);
+    }
+  });
+
+  it('prose that names the prefixes passes', () => {
+    for (const t of [
+      'Google access tokens start with ya29. and refresh tokens with 1//0',
+      'Bedrock API keys start with ABSK or bedrock-api-key-',
+      'the tp-link router and sk-learn are not keys',
+      'from huggingface_hub import hf_hub_download',
+      'ya29.a0xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+      'ABSK' + 'Q'.repeat(60),
+      'api-key: <your-azure-key>',
+      'AZURE_OPENAI_API_KEY= is empty',
+      'key: #ff00aa',
+      'fw_RuleEngineHandlerImpl and xai-GrokClientFactoryBuilder are class names',
+    ]) {
+      expect(detectKeys(t), t).toEqual({ refused: false, kinds: [], spans: [] });
+    }
+  });
+
+  it('every kind of the key-kinds table maps to a vendor hint when it names one', () => {
+    for (const k of keyKinds()) if (k.vendor) expect(vendorHintForKinds([k.kind])).toBe(k.vendor);
   });
 });
