@@ -123,7 +123,7 @@ async function main(): Promise<void> {
     console.log(`  vendor direct (baseline)   p50 ${d50.toFixed(0)} ms   p99 ${d99.toFixed(0)} ms`);
     console.log(`  through the bot            p50 ${b50.toFixed(0)} ms   p99 ${b99.toFixed(0)} ms   answers complete: ${viaBot.length}/${USERS}`);
     console.log(`  overhead                   p50 +${(b50 - d50).toFixed(0)} ms   p99 +${(b99 - d99).toFixed(0)} ms   ratio p50 ${(b50 / d50).toFixed(2)}x`);
-    console.log(`  Bot API: ${calls.length} calls, busiest second ${botApi.maxCallsPerSecond(since)} calls (one budget per bot token)`);
+    console.log(`  Bot API: ${calls.length} calls, busiest second ${botApi.maxCallsPerSecond(since)} calls ${JSON.stringify(botApi.busiestSecond(since))} (one budget per bot token)`);
     console.log(`  a budget of 30/s needs ${(USERS / 30).toFixed(1)} s for one final message per user`);
   } finally {
     for (const p of procs) p.kill('SIGKILL');

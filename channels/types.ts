@@ -97,6 +97,19 @@ export interface ChannelAdapter {
    * issued (Telegram Mini App initData). Return false to refuse (403).
    */
   verifyFormLaunch?(record: { workspace: string; channel: ChannelRef; launch?: 'web_app' | 'link' }, req: FastifyRequest): Promise<boolean>;
+  /**
+   * Whether the channel can take and answer messages now (GET /readyz): e.g. WeChat logged in,
+   * the Telegram webhook registered or polling running. Absent: ready once started.
+   */
+  readiness?(): ChannelReadiness;
+}
+
+export interface ChannelReadiness {
+  ready: boolean;
+  /** Short machine-readable state: `logged_in`, `reconnecting`, `waiting_for_scan`, `polling`, ... */
+  state: string;
+  /** What an operator should know (the last error, the reconnect attempt). No user data. */
+  detail?: string;
 }
 
 export interface KeyResult {

@@ -213,9 +213,14 @@ export async function createApp(opts: AppOptions): Promise<App> {
   // process that is starting or draining for shutdown.
   let ready = false;
   let stopping = false;
+  // Each channel says whether it can answer now (WeChat logged in, Telegram webhook set or
+  // polling): one that cannot (disconnected, reconnecting, waiting for a scan) makes it 503.
   server.get('/readyz', async (_req, reply) => {
-    if (!ready) return reply.code(503).send({ ok: false, state: stopping ? 'stopping' : 'starting' });
-    return { ok: true, channels: channels.map((c) => c.name) };
+    const states = Object.fromEntries(channels.map((c) => [c.name, c.readiness?.() ?? { ready: ready, state: ready ? 'started' : 'starting' }]));
+    if (!ready) return reply.code(503).send({ ok: false, state: stopping ? 'stopping' : 'starting', channels: states });
+    const notReady = Object.entries(states).filter(([, s]) => !s.ready).map(([name]) => name);
+    if (notReady.length) return reply.code(503).send({ ok: false, state: 'channels_not_ready', not_ready: notReady, channels: states });
+    return { ok: true, channels: states };
   });
 
   /**

@@ -1,5 +1,5 @@
 import readline from 'node:readline';
-import type { ChannelAdapter, EnvInputRequest, InboundMessage, KeyResult, OutgoingMessage, SentRef } from '../types.ts';
+import type { ChannelAdapter, ChannelReadiness, EnvInputRequest, InboundMessage, KeyResult, OutgoingMessage, SentRef } from '../types.ts';
 import type { ChannelRef } from '../../src/queue/types.ts';
 import { t, type Lang } from '../../src/i18n/index.ts';
 import { formatTime } from '../../src/chat/router.ts';
@@ -59,6 +59,11 @@ export class ShellChannel implements ChannelAdapter {
 
   async stop(): Promise<void> {
     this.rl?.close();
+  }
+
+  /** The terminal is always there: ready. */
+  readiness(): ChannelReadiness {
+    return { ready: true, state: 'ready' };
   }
 
   private write(s: string): void {

@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Bot, type Transformer } from 'grammy';
 import { run, sequentialize, type RunnerHandle } from '@grammyjs/runner';
 import { autoRetry } from '@grammyjs/auto-retry';
-import type { ChannelAdapter, Choice, EnvInputRequest, InboundMessage, KeyResult, OutgoingMessage, SentRef } from '../types.ts';
+import type { ChannelAdapter, ChannelReadiness, Choice, EnvInputRequest, InboundMessage, KeyResult, OutgoingMessage, SentRef } from '../types.ts';
 import type { ChannelRef } from '../../src/queue/types.ts';
 import type { Config } from '../../src/config.ts';
 import type { Logger } from '../../src/log.ts';
@@ -159,6 +159,9 @@ export class TelegramChannel implements ChannelAdapter {
   private onMessage?: (msg: InboundMessage) => Promise<void>;
   private runner?: RunnerHandle;
   private started = false;
+  /** Webhook mode: whether setWebhook succeeded (for /readyz). */
+  private webhookSet = false;
+  private webhookError?: string;
   private stopping = false;
 
   constructor(opts: TelegramChannelOptions) {
@@ -263,7 +266,15 @@ export class TelegramChannel implements ChannelAdapter {
           max_connections: 100,
           drop_pending_updates: false,
         })
-        .catch((e) => this.logger.error({ err: e }, 'telegram setWebhook failed'));
+        .then(() => {
+          this.webhookSet = true;
+          this.webhookError = undefined;
+        })
+        .catch((e) => {
+          this.webhookSet = false;
+          this.webhookError = String((e as Error)?.message ?? e).slice(0, 200);
+          this.logger.error({ err: e }, 'telegram setWebhook failed');
+        });
       this.started = true;
       this.logger.info({ path: this.webhookPath, bot: this.username }, 'telegram webhook mode');
       return;
@@ -274,6 +285,13 @@ export class TelegramChannel implements ChannelAdapter {
       runner: { fetch: { timeout: 30, allowed_updates: [...ALLOWED_UPDATES] }, retryInterval: this.opts.pollRetryInterval ?? 'exponential', silent: true },
     });
     this.logger.info({ bot: this.username }, 'telegram long polling');
+  }
+
+  /** /readyz: the webhook is registered, or long polling is running. */
+  readiness(): ChannelReadiness {
+    if (!this.started) return { ready: false, state: this.stopping ? 'stopping' : 'starting' };
+    if (this.webhookUrl) return this.webhookSet ? { ready: true, state: 'webhook' } : { ready: false, state: 'webhook_not_set', ...(this.webhookError ? { detail: this.webhookError } : {}) };
+    return this.runner?.isRunning() ? { ready: true, state: 'polling' } : { ready: false, state: 'polling_stopped' };
   }
 
   /**

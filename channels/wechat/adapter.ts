@@ -6,13 +6,15 @@ import QRCode from 'qrcode';
 import qrcodeTerminal from 'qrcode-terminal';
 import { types as wxTypes, WechatyBuilder, type Wechaty, type WechatyOptions } from 'wechaty';
 import type { Config } from '../../src/config.ts';
+import { markdownToPlain, splitParagraphs } from '../../src/chat/markdown.ts';
 import { formatTime } from '../../src/chat/router.ts';
 import { splitMessage } from '../../src/chat/split.ts';
 import { t, type Lang } from '../../src/i18n/index.ts';
 import type { Logger } from '../../src/log.ts';
 import type { ChannelRef } from '../../src/queue/types.ts';
 import { detectKeys } from '../../src/secrets/detector.ts';
-import type { ChannelAdapter, EnvInputRequest, InboundMessage, OutgoingMessage, SentRef } from '../types.ts';
+import type { ChannelAdapter, ChannelReadiness, EnvInputRequest, InboundMessage, OutgoingMessage, SentRef } from '../types.ts';
+import { createServicePuppet, PuppetSupervisor, serviceCacheDir, tcpProbe, type BackoffOptions, type SupervisedPuppet } from './connection.ts';
 import { groupWorkspaceOf, renderChoices, workspaceOf } from './ids.ts';
 import { SendPacer, type PacerOptions } from './pacer.ts';
 
@@ -51,7 +53,14 @@ export interface WechatChannelOptions {
   memoryName?: string;
   /** Messages older than this (seconds) when they arrive are ignored: history replayed after login. */
   maxAgeSeconds?: number;
+  /** Reconnect backoff while the provider is unreachable (default 1 s doubling to 15 s). */
+  backoff?: BackoffOptions;
 }
+
+/** The puppet-service package: built here so it never stops the provider (see connection.ts). */
+const SERVICE_PUPPET = 'wechaty-puppet-service';
+/** Message ids remembered to drop a provider's replay of what was already answered. */
+const SEEN_IDS = 5000;
 
 export const WECHAT_MAX_MESSAGE = 2000;
 /** /wechat/qr fetches per client per minute (the operator's page refreshes it by hand). */
@@ -112,6 +121,14 @@ export class WechatChannel implements ChannelAdapter {
   private seq = 0;
   private readonly inbound = new Map<string, Promise<void>>();
   private onMessage?: (msg: InboundMessage) => Promise<void>;
+  private supervisor?: PuppetSupervisor;
+  /** Built here as a puppet-service client (local stop, cache under the data dir). */
+  private service = false;
+  /** Chats whose answer could not be sent while the provider was away: told once it is back. */
+  private readonly owed = new Map<string, ChannelRef>();
+  private readonly seen = new Set<string>();
+  /** Display names of recent room askers, for the @mention of the answer. */
+  private readonly names = new Map<string, string>();
 
   constructor(private readonly opts: WechatChannelOptions) {
     this.logger = opts.logger;
@@ -129,6 +146,15 @@ export class WechatChannel implements ChannelAdapter {
     return !!this.qr && !this.loggedIn;
   }
 
+  /** The connection supervisor (state, reconnect attempts, last reconnect time). */
+  get connection(): PuppetSupervisor | undefined {
+    return this.supervisor;
+  }
+
+  /**
+   * Starts Wechaty and returns without waiting for the provider: when it is unreachable the
+   * supervisor keeps retrying with backoff for as long as the process runs (/readyz says so).
+   */
   async start(onMessage: (msg: InboundMessage) => Promise<void>): Promise<void> {
     this.onMessage = onMessage;
     this.pacer.open();
@@ -137,7 +163,11 @@ export class WechatChannel implements ChannelAdapter {
     fs.mkdirSync(path.dirname(name), { recursive: true });
     let options: WechatyOptions;
     if (this.opts.puppet) options = { name, puppet: this.opts.puppet };
-    else if (config.wechat?.puppet)
+    else if (config.wechat?.puppet === SERVICE_PUPPET) {
+      const cacheDir = serviceCacheDir(config.dataDir);
+      fs.mkdirSync(cacheDir, { recursive: true, mode: 0o700 });
+      options = { name, puppet: await createServicePuppet({ token: config.wechat.token, cacheDir }) };
+    } else if (config.wechat?.puppet)
       options = {
         name,
         puppet: config.wechat.puppet as Extract<WechatyOptions, { puppetOptions?: unknown }>['puppet'],
@@ -147,33 +177,68 @@ export class WechatChannel implements ChannelAdapter {
 
     const bot = WechatyBuilder.build(options);
     this.bot = bot;
-    bot.on('scan', (value: string, status: number) => this.onScan(value, status));
-    bot.on('login', (user) => {
+    // The puppet instance exists after init(); its own events drive the connection state
+    // (Wechaty's login/logout events need a contact lookup that fails while disconnected).
+    await bot.init();
+    const puppet = bot.puppet as unknown as SupervisedPuppet & { on(ev: string, fn: (p: Record<string, unknown>) => void): unknown };
+    const service = !this.opts.puppet && config.wechat?.puppet === SERVICE_PUPPET;
+    this.service = service;
+    const sup = new PuppetSupervisor(puppet, {
+      logger: this.logger,
+      backoff: this.opts.backoff,
+      // The library reads the same variable for its endpoint.
+      probe: service ? tcpProbe(process.env.WECHATY_PUPPET_SERVICE_ENDPOINT) : undefined,
+      onState: (state) => {
+        if (state === 'logged_in') void this.flushApologies();
+      },
+    });
+    this.supervisor = sup;
+    puppet.on('scan', (p) => {
+      const status = Number(p.status);
+      if (status === wxTypes.ScanStatus.Waiting || status === wxTypes.ScanStatus.Timeout) sup.onScan();
+    });
+    puppet.on('login', () => {
       this.loggedIn = true;
       this.qr = undefined;
-      this.logger.info({ user: user.id }, 'wechat: logged in');
+      sup.onLogin();
       void this.saveSession();
     });
-    bot.on('logout', (user) => {
+    puppet.on('logout', (p) => {
       this.loggedIn = false;
-      this.logger.warn({ user: user.id }, 'wechat: logged out; waiting for a new scan');
+      sup.onLogout(typeof p.data === 'string' ? p.data : undefined);
     });
-    bot.on('error', (e) => this.logger.warn({ err: e }, 'wechat: puppet error'));
+    bot.on('scan', (value: string, status: number) => this.onScan(value, status));
+    // While reconnecting, every failed attempt is an error event: the supervisor logs those.
+    bot.on('error', (e) => (sup.up ? this.logger.warn({ err: e }, 'wechat: puppet error') : this.logger.debug({ err: e }, 'wechat: puppet error')));
     bot.on('message', (m) => {
       void this.receive(m as unknown as MessageLike).catch((e) => this.logger.error({ err: e }, 'wechat: inbound message failed'));
     });
     await bot.start();
-    this.logger.info({ puppet: this.opts.puppet ? 'injected' : config.wechat?.puppet, memory: this.memoryFile }, 'wechat: started');
+    sup.afterStart();
+    this.logger.info({ puppet: this.opts.puppet ? 'injected' : config.wechat?.puppet, memory: this.memoryFile, state: sup.state }, 'wechat: started');
   }
 
+  /**
+   * Stops the local client only: a puppet-service provider keeps the account logged in, so
+   * a restart needs no new scan.
+   */
   async stop(): Promise<void> {
     this.pacer.close();
     const bot = this.bot;
     if (!bot) return;
+    await this.supervisor?.stop();
     await this.saveSession();
     await bot.stop().catch((e) => this.logger.warn({ err: e }, 'wechat: stop failed'));
     this.bot = undefined;
     this.loggedIn = false;
+    this.logger.info(this.service ? 'wechat: stopped (the account stays logged in at the provider)' : 'wechat: stopped');
+  }
+
+  /** /readyz: ready only while logged in on a live connection. */
+  readiness(): ChannelReadiness {
+    const sup = this.supervisor;
+    if (!sup) return { ready: false, state: 'starting' };
+    return { ready: sup.up, state: sup.state, ...(sup.detail ? { detail: sup.detail } : {}) };
   }
 
   /** Resolves when every inbound message received so far has been handled. */
@@ -286,9 +351,19 @@ export class WechatChannel implements ChannelAdapter {
   }
 
   private async receive(m: MessageLike): Promise<void> {
+    // A provider may replay what it delivered before a reconnect: answer each message once.
+    if (m.id) {
+      if (this.seen.has(m.id)) return;
+      this.seen.add(m.id);
+      if (this.seen.size > SEEN_IDS) this.seen.delete(this.seen.values().next().value!);
+    }
     const inbound = await this.toInbound(m);
     if (!inbound) return;
     const talker = m.talker();
+    if (inbound !== 'nontext' && !inbound.isPrivate && inbound.senderName) {
+      this.names.set(inbound.senderId, inbound.senderName);
+      if (this.names.size > 1000) this.names.delete(this.names.keys().next().value!);
+    }
     if (inbound === 'nontext') {
       const lang = (await this.opts.langOf?.(workspaceOf(talker.id)).catch(() => undefined)) ?? 'zh';
       await this.send({ channel: 'wechat', chat_id: talker.id, user_id: talker.id }, { text: t(lang, 'nontext.note') });
@@ -304,15 +379,79 @@ export class WechatChannel implements ChannelAdapter {
   }
 
   async send(chat: ChannelRef, msg: OutgoingMessage): Promise<SentRef> {
+    const text = renderChoices(msg.format === 'markdown' ? markdownToPlain(msg.text) : msg.text, msg.choices);
+    return this.sendParts(chat, splitMessage(text, this.partLimit(chat)));
+  }
+
+  /**
+   * Model answers: WeChat shows Markdown literally, so it becomes plain text, split at
+   * paragraph boundaries. Collected first (WeChat cannot edit a sent message).
+   */
+  async streamReply(chat: ChannelRef, chunks: AsyncIterable<string>, lang: Lang): Promise<string> {
+    let full = '';
+    for await (const c of chunks) full += c;
+    const plain = markdownToPlain(full);
+    await this.sendParts(chat, plain ? splitParagraphs(plain, this.partLimit(chat)) : [t(lang, 'relay.empty')]);
+    return full;
+  }
+
+  private isRoom(chat: ChannelRef): boolean {
+    return !!chat.user_id && chat.user_id !== chat.chat_id;
+  }
+
+  /** Room answers start with an @mention: leave room for it. */
+  private partLimit(chat: ChannelRef): number {
+    return this.capabilities.maxMessageLength - (this.isRoom(chat) ? 40 : 0);
+  }
+
+  /**
+   * Sends in order through the pacer. In a room the first part @mentions the asker. A part
+   * that cannot be sent (the provider is away) marks the chat: once logged in again, the
+   * user is asked to send the message again.
+   */
+  private async sendParts(chat: ChannelRef, parts: string[]): Promise<SentRef> {
     const bot = this.bot;
     if (!bot) throw new Error('wechat: not started');
-    const text = renderChoices(msg.text, msg.choices);
+    const mention = this.isRoom(chat) ? await this.mentionOf(chat.user_id!) : undefined;
     let last: string | undefined;
-    for (const part of splitMessage(text, this.capabilities.maxMessageLength)) {
-      const id = await this.pacer.schedule(chat.chat_id, () => bot.puppet.messageSendText(chat.chat_id, part));
-      last = typeof id === 'string' && id ? id : undefined;
+    try {
+      for (const [i, part] of parts.entries()) {
+        const text = i === 0 && mention ? `@${mention}\u2005${part}` : part;
+        const id = await this.pacer.schedule(chat.chat_id, () =>
+          i === 0 && mention ? bot.puppet.messageSendText(chat.chat_id, text, [chat.user_id!]) : bot.puppet.messageSendText(chat.chat_id, text),
+        );
+        last = typeof id === 'string' && id ? id : undefined;
+      }
+    } catch (e) {
+      if (this.bot && this.supervisor?.state !== 'stopped') {
+        this.owed.set(chat.chat_id, chat);
+        this.logger.warn({ err: e, state: this.supervisor?.state }, 'wechat: send failed; the user will be asked to send again once reconnected');
+      }
+      throw e;
     }
     return { chat, messageId: last ?? `wx-${++this.seq}` };
+  }
+
+  private async mentionOf(contactId: string): Promise<string | undefined> {
+    const known = this.names.get(contactId);
+    if (known) return known;
+    try {
+      const p = await this.bot?.puppet.contactPayload(contactId);
+      return p?.name || undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** After a reconnect: one short apology per chat whose answer was lost. */
+  private async flushApologies(): Promise<void> {
+    const chats = [...this.owed.values()];
+    this.owed.clear();
+    for (const chat of chats) {
+      const lang = (await this.opts.langOf?.(workspaceOf(chat.user_id ?? chat.chat_id)).catch(() => undefined)) ?? 'zh';
+      await this.sendParts(chat, [t(lang, 'wechat.sorry_reconnected')]).catch((e) => this.logger.warn({ err: e }, 'wechat: apology not sent'));
+    }
+    if (chats.length) this.logger.info({ chats: chats.length }, 'wechat: asked users to send again after the reconnect');
   }
 
   async requestEnvInput(chat: ChannelRef, req: EnvInputRequest): Promise<SentRef> {
@@ -320,7 +459,7 @@ export class WechatChannel implements ChannelAdapter {
       vendor: req.vendor_name,
       model: req.model_name,
       reason: req.reason,
-      expires: formatTime(req.expires_at),
+      expires: formatTime(req.expires_at, req.lang),
       url: req.url,
     });
     return this.send(chat, { text, noPreview: true });

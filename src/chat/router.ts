@@ -12,6 +12,7 @@ import { editDistance, findTemplate, getTemplate, loadTemplates, normalize, sugg
 import type { Template } from '../vendors/template-schema.ts';
 import type { ProbeResult } from '../vendors/types.ts';
 import { outcomeText } from './outcomes.ts';
+import { exampleErrorText, looksLikeExample, registryErrorText } from './registry-text.ts';
 import type { PlatformModels } from './platform.ts';
 import { Relay, type RelayKeys } from './relay.ts';
 import { ChatStateStore, PENDING_TTL_MS } from './state.ts';
@@ -103,7 +104,10 @@ export class ChatRouter {
       }
       if (await this.pendingStep(ctx, text)) return;
       if (await this.naturalAdd(ctx, text)) return;
-      await this.relay.reply(ctx.msg, adapter, lang, await this.modelFor(msg), text, (m) => this.offerKeyForm(ctx, m, false));
+      const target = await this.modelFor(msg);
+      // In a group, /byok add is refused: point to the private chat instead.
+      if (!target.selector && !msg.isPrivate) return void (await ctx.reply(ctx.tr('relay.no_model_room')));
+      await this.relay.reply(ctx.msg, adapter, lang, target, text, (m) => this.offerKeyForm(ctx, m, false));
     } catch (e) {
       // Log the class of failure only: the message text is never logged.
       this.deps.logger.error({ err: e, channel: msg.channel, kind: msg.kind }, 'chat handler failed');
@@ -136,7 +140,12 @@ export class ChatRouter {
     }
     const lines = [ctx.tr('guard.refused', { kinds: hit.kinds.join(', ') }), deletion, ctx.tr('guard.rotate'), ctx.tr('guard.use_form')];
     const target = await this.modelForKinds(msg.workspace, hit.kinds);
-    lines.push(target ? ctx.tr('guard.offer_key', { model: target.name, id: target.id }) : ctx.tr('guard.offer_add'));
+    const room = !msg.isPrivate;
+    lines.push(
+      target
+        ? ctx.tr(room ? 'guard.offer_key_room' : 'guard.offer_key', { model: target.name, id: target.id })
+        : ctx.tr(room ? 'guard.offer_add_room' : 'guard.offer_add'),
+    );
     const text = msg.channel === 'wechat' ? [ctx.tr('wechat.key_exposed', { kinds: hit.kinds.join(', ') }), lines.at(-1)!].join('\n') : lines.join('\n');
     await ctx.reply(text);
     this.deps.logger.warn({ channel: msg.channel, kinds: hit.kinds }, 'refused a message carrying an API key');
@@ -279,7 +288,7 @@ export class ChatRouter {
         buttons.push([{ label: `${c.selector === current.selector ? '✓ ' : ''}${c.model.name}`, data: `/model ${c.selector}` }]);
       });
     }
-    if (!choices.some((c) => c.model.vendor !== 'platform')) lines.push('', ctx.tr('model.no_custom'));
+    if (!choices.some((c) => c.model.vendor !== 'platform')) lines.push('', ctx.tr(msg.isPrivate ? 'model.no_custom' : 'model.no_custom_room'));
     await ctx.reply(lines.join('\n'), { choices: buttons.length ? buttons : undefined });
   }
 
@@ -318,7 +327,7 @@ export class ChatRouter {
         return ctx.reply(ctx.tr('byok.cancelled'));
       case 'list': {
         const res = await reg.list_models(ws);
-        if (!res.ok) return ctx.reply(res.error);
+        if (!res.ok) return ctx.reply(registryErrorText(ctx.lang, res));
         const models = res.models.filter((m) => m.status !== 'removed');
         if (!models.length) return ctx.reply(ctx.tr('byok.list_empty'));
         const keys = new Map((await this.deps.vault.list(ws)).map((k) => [k.env_var, k.masked]));
@@ -360,15 +369,16 @@ export class ChatRouter {
         const value = valueParts.join(' ');
         if (!id || !field || !value) return ctx.reply(ctx.tr('byok.edit_usage'));
         const key = ({ name: 'name', model: 'upstream_model', upstream_model: 'upstream_model', base_url: 'base_url', url: 'base_url', max_tokens: 'max_tokens' } as Record<string, string>)[field.toLowerCase()];
-        const changes: Record<string, unknown> = key ? { [key]: key === 'max_tokens' ? Number(value) : value } : { [field]: value };
+        if (!key) return ctx.reply(ctx.tr('byok.edit_usage'));
+        const changes: Record<string, unknown> = { [key]: key === 'max_tokens' ? Number(value) : value };
         const res = await reg.update(ws, id, changes);
-        return ctx.reply(res.ok ? ctx.tr('byok.edited', { id: res.model.id, field: key ?? field }) : res.error);
+        return ctx.reply(res.ok ? ctx.tr('byok.edited', { id: res.model.id, field: key }) : registryErrorText(ctx.lang, res, id));
       }
       case 'remove':
       case 'delete': {
         if (!args[0]) return ctx.reply(ctx.tr('byok.help'));
         const res = await reg.remove(ws, args[0]);
-        if (!res.ok) return ctx.reply(res.error);
+        if (!res.ok) return ctx.reply(registryErrorText(ctx.lang, res, args[0]));
         await this.state.update(this.chatScope(msg), (s) => {
           if (s.model === MODEL_SELECTOR_PREFIX + res.model.id) delete s.model;
         });
@@ -433,19 +443,25 @@ export class ChatRouter {
     }
     const [upstream, ...nameParts] = args.slice(vendorArgs);
     if (tpl.base_url === null) return ctx.reply(ctx.tr('byok.need_base_url', { vendor: tpl.id }));
-    const res = await this.deps.registry.add_template(ctx.msg.workspace, tpl.id, { upstream_model: upstream, name: nameParts.join(' ') || undefined });
-    return this.afterAdd(ctx, res);
+    // A Chinese user most likely has a mainland account: its keys work only on the mainland
+    // host, so pick it (and say so, with the way back) instead of the international default.
+    const mainland = ctx.lang === 'zh' ? mainlandBaseUrl(tpl) : undefined;
+    const res = await this.deps.registry.add_template(ctx.msg.workspace, tpl.id, { upstream_model: upstream, name: nameParts.join(' ') || undefined, ...(mainland ? { base_url: mainland } : {}) });
+    return this.afterAdd(ctx, res, mainland ? { intl: tpl.base_url } : undefined);
   }
 
-  private async afterAdd(ctx: Ctx, res: Awaited<ReturnType<Registry['add_template']>>): Promise<void> {
-    if (!res.ok) {
-      const sugg = (res as { suggestions?: string[] }).suggestions;
-      return ctx.reply([res.error, ...(sugg?.length ? [ctx.tr('model.did_you_mean', { list: sugg.join(', ') })] : [])].join('\n'));
-    }
+  private async afterAdd(ctx: Ctx, res: Awaited<ReturnType<Registry['add_template']>>, region?: { intl: string }): Promise<void> {
+    if (!res.ok) return ctx.reply(registryErrorText(ctx.lang, res));
     const lines = [ctx.tr(res.reactivated ? 'byok.reactivated' : 'byok.added', { name: res.model.name, id: res.model.id })];
-    for (const w of res.warnings ?? []) lines.push(`⚠️ ${w}`);
+    // The registry's warnings are English API text; a Chinese chat gets none rather than a mix.
+    if (ctx.lang !== 'zh') for (const w of res.warnings ?? []) lines.push(`⚠️ ${w}`);
     const tpl = getTemplate(res.model.vendor);
-    const notes = tpl ? (ctx.lang === 'zh' && tpl.notes_zh.length ? tpl.notes_zh : tpl.notes) : [];
+    let notes = tpl ? (ctx.lang === 'zh' && tpl.notes_zh.length ? tpl.notes_zh : tpl.notes) : [];
+    if (region) {
+      const intlHost = new URL(region.intl).host;
+      notes = notes.filter((n) => !n.includes(intlHost));
+      lines.push(ctx.tr('byok.mainland_endpoint', { host: new URL(res.model.base_url).host, id: res.model.id, intl: region.intl }));
+    }
     for (const n of notes.slice(0, 2)) lines.push(`ℹ️ ${n}`);
     if (!res.need_env_input) lines.push(ctx.tr('byok.key_reused', { env: res.model.api_key_env, id: res.model.id }));
     await ctx.reply(lines.join('\n'), { noPreview: true });
@@ -476,9 +492,16 @@ export class ChatRouter {
       });
       return false;
     }
+    // Plainly not an example ("那算了，你好"): leave the step and handle the message as usual.
+    if (!looksLikeExample(text)) {
+      await this.state.update(scope, (st) => {
+        if (st.pending?.kind === 'await_example') delete st.pending;
+      });
+      return false;
+    }
     const res = this.deps.registry.parse_example(text);
     if (!res.ok) {
-      await ctx.reply(res.error);
+      await ctx.reply(exampleErrorText(ctx.lang, res));
       return true;
     }
     const { draft, warnings } = res;
@@ -489,7 +512,7 @@ export class ChatRouter {
       draft.thinking ? `\n${ctx.tr('byok.draft_thinking')}: ${draft.thinking.style}${draft.thinking.param ? ` (${draft.thinking.param})` : ''}` : '',
       Object.keys(draft.request_fields).length ? `\n${ctx.tr('byok.draft_fields')}: ${Object.keys(draft.request_fields).join(', ')}` : '',
       Object.keys(draft.headers).length ? `\n${ctx.tr('byok.draft_headers')}: ${Object.keys(draft.headers).join(', ')}` : '',
-      ...warnings.map((w) => `\n⚠️ ${w}`),
+      ...(ctx.lang === 'zh' ? [] : warnings.map((w) => `\n⚠️ ${w}`)),
     ].join('');
     await ctx.reply(ctx.tr('byok.example_draft', { base_url: draft.base_url, model: draft.upstream_model, wire: draft.wire, env: draft.api_key_env, extra }), { noPreview: true });
     return true;
@@ -536,9 +559,13 @@ export class ChatRouter {
     }
     const tpl = getTemplate(model.vendor);
     const env_vars = need?.env_vars ?? [model.api_key_env, ...model.extra_env_vars];
-    const vendorName = tpl?.name ?? model.vendor;
+    // A custom endpoint has no vendor name: it is named by its host, not "custom".
+    const host = hostOf(model.base_url);
+    const vendorName = tpl?.name ?? host ?? model.vendor;
     // The chat shows the reason in the user's language; the registry's own reason is for the API.
-    const reason = ctx.tr('byok.reason', { vendor: vendorName, model: model.name, id: model.id });
+    const reason = tpl
+      ? ctx.tr('byok.reason', { vendor: vendorName, model: model.name, id: model.id })
+      : ctx.tr('byok.reason_custom', { model: model.name, id: model.id, host: host ?? model.vendor });
     const res = await this.deps.requests.request({
       workspace: msg.workspace,
       channel: { ...msg.chat, lang: ctx.lang },
@@ -553,7 +580,7 @@ export class ChatRouter {
       force,
     });
     if (res.status === 'pending') {
-      await ctx.reply(ctx.tr('byok.form_pending', { expires: formatTime(res.expires_at), id: model.id }));
+      await ctx.reply(ctx.tr('byok.form_pending', { expires: formatTime(res.expires_at, ctx.lang), id: model.id }));
       return;
     }
     const sent = await adapter.requestEnvInput(msg.chat, {
@@ -582,9 +609,28 @@ export function deepLinkToArgs(payload: string): string {
   return payload.replace(/^byok_/, '').split('_').join(' ');
 }
 
-export function formatTime(iso: string): string {
-  const d = new Date(iso);
-  return `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+/** Offset from UTC of the time shown to each language's users (Chinese users: Beijing time). */
+const LANG_UTC_OFFSET_MIN: Record<Lang, number> = { en: 0, zh: 8 * 60 };
+
+/** A link's expiry in the user's time, with the zone named (`… UTC`, `…（北京时间）`). */
+export function formatTime(iso: string, lang: Lang = 'en'): string {
+  const d = new Date(Date.parse(iso) + LANG_UTC_OFFSET_MIN[lang] * 60_000);
+  return t(lang, 'time.at', { time: d.toISOString().slice(0, 16).replace('T', ' ') });
+}
+
+function hostOf(url: string | undefined): string | undefined {
+  try {
+    return url ? new URL(url).host : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The mainland China endpoint a template names in its base_url_hint (Qwen, Kimi, MiniMax, Z.ai). */
+export function mainlandBaseUrl(tpl: Template): string | undefined {
+  const hint = tpl.base_url_hint ?? '';
+  if (!/mainland china/i.test(hint)) return undefined;
+  return /https:\/\/[^\s"')]+/.exec(hint)?.[0]?.replace(/[.,;]+$/, '');
 }
 
 /** A template named exactly (id, alias or display name, ignoring case and punctuation). */

@@ -101,7 +101,10 @@ describe('WeChat channel (wechaty-puppet-mock)', () => {
     expect(prompt).toContain('DeepSeek');
     expect(prompt).toContain('deepseek-v4-flash');
     expect(prompt).toContain('切勿在此对话中发送密钥');
-    expect(prompt).toMatch(/\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC/);
+    // The expiry in Beijing time (UTC+8), the zone named.
+    const shown = /(\d{4}-\d{2}-\d{2} \d{2}:\d{2}) 北京时间/.exec(prompt)![1];
+    const expiresUtc = Date.parse(`${shown.replace(' ', 'T')}:00Z`) - 8 * 3600_000;
+    expect(Math.abs(expiresUtc - (Date.now() + app.config.tokenTtlMs))).toBeLessThan(120_000);
     const link = /https?:\/\/\S+\/s\/\S+/.exec(prompt)![0];
     expect(link.startsWith(app.config.publicUrl)).toBe(true);
 
@@ -178,7 +181,9 @@ describe('WeChat channel (wechaty-puppet-mock)', () => {
     const room = mocker.createRoom({ id: 'r1@chatroom', topic: 'byok', memberIdList: [bot.id, alice.id, bob.id], ownerId: bob.id });
     const box = outbox(room);
 
-    expect(await ask(alice, room, box, '/byok add deepseek')).toEqual([t('zh', 'byok.private_only')]);
+    // Room answers @mention the asker.
+    const at = (c: typeof alice) => `@${c.payload.name}\u2005`;
+    expect(await ask(alice, room, box, '/byok add deepseek')).toEqual([at(alice) + t('zh', 'byok.private_only')]);
     // Nothing was registered for anyone.
     const listed = await h.app.registry.list_models(`wx:${alice.id}`);
     expect(listed.ok && listed.models.length).toBe(0);
@@ -195,9 +200,9 @@ describe('WeChat channel (wechaty-puppet-mock)', () => {
     // /model <n> in the room: only the owner (bob) may switch the room's model.
     await ask(alice, bot, outbox(alice), '/byok add deepseek', 2);
     await ask(bob, bot, outbox(bob), '/byok add deepseek', 2);
-    expect(await ask(alice, room, box, '/model 1')).toEqual([t('zh', 'model.group_admin_only')]);
+    expect(await ask(alice, room, box, '/model 1')).toEqual([at(alice) + t('zh', 'model.group_admin_only')]);
     const [bobSwitch] = await ask(bob, room, box, '/model 1');
-    expect(bobSwitch).toBe(t('zh', 'model.group_switched', { model: 'DeepSeek V4 Flash' }));
+    expect(bobSwitch).toBe(at(bob) + t('zh', 'model.group_switched', { model: 'DeepSeek V4 Flash' }));
     // The room's choice is kept under the room workspace, not the members' own chats.
     const roomState = await h.app.router.state.get('wx:room-r1@chatroom');
     expect(roomState.model).toMatch(/^custom\/deepseek-v4-flash-/);
@@ -205,6 +210,25 @@ describe('WeChat channel (wechaty-puppet-mock)', () => {
     // Anyone may look at the list in the room.
     const [list] = await ask(alice, room, box, '/model');
     expect(list).toContain(t('zh', 'model.list_header'));
+  });
+
+  it('/readyz: 503 naming the WeChat state until logged in (waiting for a scan), 200 once logged in; /healthz stays liveness', async () => {
+    h = await harness();
+    const { mocker, url } = h;
+    const readyz = async () => {
+      const r = await fetch(`${url}/readyz`);
+      return { status: r.status, body: (await r.json()) as { ok: boolean; not_ready?: string[]; channels: Record<string, { ready: boolean; state: string }> } };
+    };
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+    const before = await readyz();
+    expect(before.status).toBe(503);
+    expect(before.body.channels.wechat).toMatchObject({ ready: false, state: 'connected' });
+    mocker.scan('https://login.weixin.qq.com/l/Qmock456==');
+    await waitFor(async () => (await readyz()).body.channels.wechat.state === 'waiting_for_scan', 5000, 'waiting_for_scan');
+    expect((await readyz()).body.not_ready).toEqual(['wechat']);
+    await h.login();
+    await waitFor(async () => (await readyz()).status === 200, 5000, 'ready');
+    expect((await readyz()).body).toMatchObject({ ok: true, channels: { wechat: { ready: true, state: 'logged_in' } } });
   });
 
   it('serves the login QR code as a PNG while waiting for a scan, 404 once logged in; the session card lives in the data dir', async () => {

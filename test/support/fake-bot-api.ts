@@ -25,6 +25,8 @@ export interface FakeBotApi {
   messages(chatId: number | string): { id: number; text: string; markup?: any }[];
   /** Busiest one-second window of outbound calls (sends, edits, drafts, deletes). */
   maxCallsPerSecond(since?: number): number;
+  /** The calls of that busiest window, counted by method. */
+  busiestSecond(since?: number): Record<string, number>;
   reset(): void;
   close(): Promise<void>;
 }
@@ -108,6 +110,15 @@ export async function startFakeBotApi(opts: { username?: string; draftsSupported
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     });
   });
+  const busiest = (since: number): BotApiCall[] => {
+    const out = calls.filter((c) => c.at >= since && OUTBOUND.has(c.method)).sort((a, b) => a.at - b.at);
+    let best: [number, number] = [0, 0];
+    for (let i = 0, j = 0; i < out.length; i++) {
+      while (out[i].at - out[j].at >= 1000) j++;
+      if (i - j + 1 > best[1] - best[0]) best = [j, i + 1];
+    }
+    return out.slice(best[0], best[1]);
+  };
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
   return {
@@ -116,13 +127,12 @@ export async function startFakeBotApi(opts: { username?: string; draftsSupported
     of: (method) => calls.filter((c) => c.method === method),
     messages: (chatId) => [...chatOf(chatId).entries()].map(([id, v]) => ({ id, text: v.text, markup: v.markup })),
     maxCallsPerSecond(since = 0) {
-      const times = calls.filter((c) => c.at >= since && OUTBOUND.has(c.method)).map((c) => c.at).sort((a, b) => a - b);
-      let best = 0;
-      for (let i = 0, j = 0; i < times.length; i++) {
-        while (times[i] - times[j] >= 1000) j++;
-        best = Math.max(best, i - j + 1);
-      }
-      return best;
+      return busiest(since).length;
+    },
+    busiestSecond(since = 0) {
+      const out: Record<string, number> = {};
+      for (const c of busiest(since)) out[c.method] = (out[c.method] ?? 0) + 1;
+      return out;
     },
     reset() {
       calls.length = 0;

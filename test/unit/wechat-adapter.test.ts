@@ -167,8 +167,11 @@ describe('wechat adapter with the mock puppet', () => {
     await ch.requestEnvInput({ channel: 'wechat', chat_id: alice.id }, { ...req, lang: 'en' });
     await waitFor(() => sent.length === 2, 5000, 'prompts');
     for (const s of sent) {
-      for (const part of ['Qwen', 'Qwen Plus (qwen-plus)', 'REASON-TEXT', req.url, '2026-05-01 10:15']) expect(s).toContain(part);
+      for (const part of ['Qwen', 'Qwen Plus (qwen-plus)', 'REASON-TEXT', req.url]) expect(s).toContain(part);
     }
+    // The expiry in the user's time, zone named: Beijing time (UTC+8) for Chinese, UTC for English.
+    expect(sent[0]).toContain('2026-05-01 18:15 北京时间');
+    expect(sent[1]).toContain('2026-05-01 10:15 UTC');
     expect(sent[0]).toContain('切勿在此对话中发送密钥');
     expect(sent[1]).toContain('Never send the key in this chat');
   });
