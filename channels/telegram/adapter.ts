@@ -162,6 +162,7 @@ export class TelegramChannel implements ChannelAdapter {
   /** Webhook mode: whether setWebhook succeeded (for /readyz). */
   private webhookSet = false;
   private webhookError?: string;
+  private webhookRetry?: NodeJS.Timeout;
   private stopping = false;
 
   constructor(opts: TelegramChannelOptions) {
@@ -258,23 +259,7 @@ export class TelegramChannel implements ChannelAdapter {
     if (!this.opts.botInfo) await this.bot.init();
     await this.registerCommands();
     if (this.webhookUrl) {
-      await this.bot.api
-        .setWebhook(this.webhookUrl, {
-          secret_token: this.webhookSecret,
-          allowed_updates: [...ALLOWED_UPDATES],
-          // Each update holds its connection until answered: room for that many at once.
-          max_connections: 100,
-          drop_pending_updates: false,
-        })
-        .then(() => {
-          this.webhookSet = true;
-          this.webhookError = undefined;
-        })
-        .catch((e) => {
-          this.webhookSet = false;
-          this.webhookError = String((e as Error)?.message ?? e).slice(0, 200);
-          this.logger.error({ err: e }, 'telegram setWebhook failed');
-        });
+      await this.registerWebhook(2_000);
       this.started = true;
       this.logger.info({ path: this.webhookPath, bot: this.username }, 'telegram webhook mode');
       return;
@@ -295,6 +280,32 @@ export class TelegramChannel implements ChannelAdapter {
   }
 
   /**
+   * setWebhook, retried with backoff (to 60 s) while the channel runs: a Bot API hiccup at
+   * start must not leave the process unready (/readyz 503) until someone restarts it.
+   */
+  private async registerWebhook(retryMs: number): Promise<void> {
+    if (this.stopping || !this.webhookUrl) return;
+    try {
+      await this.bot.api.setWebhook(this.webhookUrl, {
+        secret_token: this.webhookSecret,
+        allowed_updates: [...ALLOWED_UPDATES],
+        // Each update holds its connection until answered: room for that many at once.
+        max_connections: 100,
+        drop_pending_updates: false,
+      });
+      if (!this.webhookSet && this.webhookError) this.logger.info('telegram setWebhook succeeded after a retry');
+      this.webhookSet = true;
+      this.webhookError = undefined;
+    } catch (e) {
+      this.webhookSet = false;
+      this.webhookError = String((e as Error)?.message ?? e).slice(0, 200);
+      this.logger.error({ err: e, retryInMs: retryMs }, 'telegram setWebhook failed; retrying');
+      this.webhookRetry = setTimeout(() => void this.registerWebhook(Math.min(retryMs * 2, 60_000)), retryMs);
+      this.webhookRetry.unref();
+    }
+  }
+
+  /**
    * Stops taking updates (the webhook answers 503, polling stops fetching), lets in-flight
    * updates finish for up to `drainMs`, then cuts the streams still running: each chat gets
    * what arrived plus a notice, and their updates are marked done.
@@ -302,6 +313,7 @@ export class TelegramChannel implements ChannelAdapter {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    if (this.webhookRetry) clearTimeout(this.webhookRetry);
     const runner = this.runner;
     this.runner = undefined;
     if (runner?.isRunning()) await runner.stop();

@@ -271,3 +271,20 @@ describe('TelegramChannel', () => {
     expect(ch.privateChatLink('byok_add_qwen')).toBe('https://t.me/ByokTestBot?start=byok_add_qwen');
   });
 });
+
+describe('webhook registration', () => {
+  it('retries a failed setWebhook until it succeeds, and /readyz follows', async () => {
+    let calls = 0;
+    const { ch } = await started({
+      setWebhook: () => (++calls === 1 ? { ok: false, error_code: 502, description: 'Bad Gateway' } : { ok: true, result: true }),
+    });
+    try {
+      expect(ch.readiness()).toMatchObject({ ready: false, state: 'webhook_not_set' });
+      for (let i = 0; i < 60 && !ch.readiness().ready; i++) await sleep(100);
+      expect(calls).toBe(2);
+      expect(ch.readiness()).toEqual({ ready: true, state: 'webhook' });
+    } finally {
+      await ch.stop();
+    }
+  });
+});
