@@ -3,7 +3,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
 import { t } from '../../src/i18n/index.ts';
-import { testApp } from '../support/app.ts';
+import { issueFormLink, testApp } from '../support/app.ts';
 import { launchBrowser } from '../support/browser.ts';
 import { startFakeOpenAI, type FakeVendor } from '../support/fake-vendors.ts';
 import { RecordingChannel } from '../support/recording-channel.ts';
@@ -36,19 +36,7 @@ describe('secure form: a mistyped key is retried in place (real worker, headless
     const added = await app.registry.add(WS, { upstream_model: 'gpt-test', base_url: fake.baseUrl, name: 'Retry Me', api_key_env: 'FAKE_API_KEY' });
     if (!added.ok) throw new Error(added.error);
     const m = added.model;
-    const req = await app.requests.request({
-      workspace: WS,
-      channel: { channel: 'test', chat_id: '5151' },
-      env_vars: [m.api_key_env],
-      reason: 'test',
-      model_id: m.id,
-      vendor: m.vendor,
-      vendor_name: 'Fake',
-      model_name: m.name,
-      homepage: 'https://example.com/keys',
-      force: true,
-    });
-    if (req.status !== 'issued') throw new Error('not issued');
+    const req = { url: await issueFormLink(app, WS, m, '5151') };
     const original = new URL(req.url).pathname;
 
     const context = await browser.newContext();

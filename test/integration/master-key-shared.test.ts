@@ -14,7 +14,7 @@ import { t } from '../../src/i18n/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { MASTER_KEY_DOC } from '../../src/secrets/keyring-check.ts';
 import { makeKeyring } from '../../src/secrets/master-key.ts';
-import { LogCapture } from '../support/app.ts';
+import { LogCapture, issueFormLink } from '../support/app.ts';
 import { startFakeOpenAI, type FakeVendor } from '../support/fake-vendors.ts';
 import { freePort, submitForm, waitFor } from '../support/form.ts';
 import { RecordingChannel } from '../support/recording-channel.ts';
@@ -140,19 +140,7 @@ async function modelWithForm(app: App): Promise<{ id: string; env: string; url: 
   const added = await app.registry.add(WS, { upstream_model: 'gpt-test', base_url: fake.baseUrl, name: `m ${randomBytes(3).toString('hex')}`, api_key_env: 'FAKE_API_KEY' });
   if (!added.ok) throw new Error(added.error);
   const m = added.model;
-  const req = await app.requests.request({
-    workspace: WS,
-    channel: { channel: 'test', chat_id: '1' },
-    env_vars: [m.api_key_env],
-    reason: 'test',
-    model_id: m.id,
-    vendor: m.vendor,
-    vendor_name: 'Fake',
-    model_name: m.name,
-    homepage: 'https://example.com/keys',
-    force: true,
-  });
-  if (req.status !== 'issued') throw new Error('form not issued');
+  const req = { url: await issueFormLink(app, WS, m, '1') };
   return { id: m.id, env: m.api_key_env, url: req.url };
 }
 

@@ -8,7 +8,7 @@ import { types as wxTypes } from 'wechaty';
 import { WechatChannel } from '../../channels/wechat/index.ts';
 import type { App } from '../../src/app.ts';
 import { hashToken } from '../../src/secure-input/tokens.ts';
-import { testApp, type LogCapture } from '../support/app.ts';
+import { testApp, type LogCapture, issueFormLink } from '../support/app.ts';
 import { startFakeOpenAI, type FakeVendor } from '../support/fake-vendors.ts';
 import { submitForm, waitFor } from '../support/form.ts';
 import { RecordingChannel } from '../support/recording-channel.ts';
@@ -94,19 +94,7 @@ async function newLink(h: Harness, ws: string, user: string, id: string): Promis
   const got = await h.app.registry.get(ws, id);
   if (!got.ok) throw new Error(got.error);
   const m = got.model;
-  const req = await h.app.requests.request({
-    workspace: ws,
-    channel: { channel: 'test', chat_id: user },
-    env_vars: [m.api_key_env],
-    reason: 'test',
-    model_id: m.id,
-    vendor: m.vendor,
-    vendor_name: 'Fake',
-    model_name: m.name,
-    homepage: 'https://example.com/keys',
-    force: true,
-  });
-  if (req.status !== 'issued') throw new Error('form not issued');
+  const req = { url: await issueFormLink(h.app, ws, m, user) };
   return req.url;
 }
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
-import { testApp } from '../support/app.ts';
+import { testApp, issueFormLink } from '../support/app.ts';
 import { startFakeOpenAI, type FakeVendor } from '../support/fake-vendors.ts';
 import { submitForm, waitFor } from '../support/form.ts';
 import { startPrivateRedis, type PrivateRedis } from '../support/processes.ts';
@@ -42,19 +42,7 @@ describe('form POST answers within seconds when Redis is away', () => {
   async function issue(): Promise<{ id: string; url: string; token: string }> {
     const added = await app.registry.add(WS, { upstream_model: 'gpt-d', base_url: fake.baseUrl, api_key_env: 'DEADLINE_API_KEY', name: `d ${randomBytes(3).toString('hex')}` });
     if (!added.ok) throw new Error(added.error);
-    const req = await app.requests.request({
-      workspace: WS,
-      channel: { channel: 'test', chat_id: '314' },
-      env_vars: ['DEADLINE_API_KEY'],
-      reason: 'test',
-      model_id: added.model.id,
-      vendor: added.model.vendor,
-      vendor_name: 'Fake',
-      model_name: added.model.name,
-      homepage: 'https://example.com/keys',
-      force: true,
-    });
-    if (req.status !== 'issued') throw new Error('form not issued');
+    const req = { url: await issueFormLink(app, WS, added.model, '314') };
     return { id: added.model.id, url: req.url, token: new URL(req.url).pathname.split('/').pop()! };
   }
 

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
-import { LogCapture } from '../support/app.ts';
+import { LogCapture, issueFormLink } from '../support/app.ts';
 import { startFakeOpenAI, type FakeVendor } from '../support/fake-vendors.ts';
 import { freePort, submitForm, waitFor } from '../support/form.ts';
 import { RecordingChannel } from '../support/recording-channel.ts';
@@ -48,19 +48,7 @@ describe('validation is bounded in time and says what the vendor said', () => {
   async function submit(): Promise<{ id: string; statusUrl: string; at: number }> {
     const added = await app.registry.add(WS, { upstream_model: 'gpt-b', base_url: fake.baseUrl, api_key_env: 'BUDGET_API_KEY', name: `b ${randomBytes(3).toString('hex')}` });
     if (!added.ok) throw new Error(added.error);
-    const req = await app.requests.request({
-      workspace: WS,
-      channel: { channel: 'test', chat_id: '42' },
-      env_vars: ['BUDGET_API_KEY'],
-      reason: 'test',
-      model_id: added.model.id,
-      vendor: added.model.vendor,
-      vendor_name: 'Fake',
-      model_name: added.model.name,
-      homepage: 'https://example.com/keys',
-      force: true,
-    });
-    if (req.status !== 'issued') throw new Error('form not issued');
+    const req = { url: await issueFormLink(app, WS, added.model, '42') };
     const at = Date.now();
     const res = await submitForm(req.url, { BUDGET_API_KEY: 'sk-' + randomBytes(20).toString('hex') });
     expect(res.status).toBe(202);

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/app.ts';
-import { testApp, type LogCapture } from '../support/app.ts';
+import { testApp, type LogCapture, issueFormLink } from '../support/app.ts';
 import { startFakeOpenAI, type FakeVendor } from '../support/fake-vendors.ts';
 import { submitForm, waitFor } from '../support/form.ts';
 import { RecordingChannel } from '../support/recording-channel.ts';
@@ -77,19 +77,7 @@ for (const mode of ['embedded', 'redis'] as const) {
       const added = await app.registry.add(WS, { upstream_model: 'gpt-test', base_url: fake.baseUrl, name: `m ${randomBytes(3).toString('hex')}`, api_key_env: 'FAKE_API_KEY' });
       if (!added.ok) throw new Error(added.error);
       const model = added.model;
-      const req = await app.requests.request({
-        workspace: WS,
-        channel: { channel: 'test', chat_id: '1' },
-        env_vars: [model.api_key_env],
-        reason: 'test',
-        model_id: model.id,
-        vendor: model.vendor,
-        vendor_name: 'Fake',
-        model_name: model.name,
-        homepage: 'https://example.com/keys',
-        force: true,
-      });
-      if (req.status !== 'issued') throw new Error('form not issued');
+      const req = { url: await issueFormLink(app, WS, model, '1') };
       return { id: model.id, url: req.url, env: model.api_key_env };
     }
 

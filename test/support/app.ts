@@ -49,3 +49,29 @@ export async function testApp(
     },
   };
 }
+
+/**
+ * A fresh one-time form link for a registered model, as `/byok key <id>` issues it (the
+ * channel reference is the test channel's chat `chatId`).
+ */
+export async function issueFormLink(
+  app: Pick<App, 'requests'>,
+  workspace: string,
+  model: { id: string; vendor: string; name: string; api_key_env: string },
+  chatId = '1',
+): Promise<string> {
+  const req = await app.requests.request({
+    workspace,
+    channel: { channel: 'test', chat_id: chatId },
+    env_vars: [model.api_key_env],
+    reason: 'test',
+    model_id: model.id,
+    vendor: model.vendor,
+    vendor_name: 'Fake',
+    model_name: model.name,
+    homepage: 'https://example.com/keys',
+    force: true,
+  });
+  if (req.status !== 'issued') throw new Error('form not issued');
+  return req.url;
+}
