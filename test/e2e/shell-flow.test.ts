@@ -11,6 +11,13 @@ import { submitForm, waitFor } from '../support/form.ts';
 // A canary key: a realistic DeepSeek-shaped key that must appear nowhere but at the fake vendor.
 const CANARY = 'sk-' + 'c4a9f1e07b3d4c2a9e8f7061d5b4a3c2';
 const PASTED = 'sk-' + '7e21c9b04fa83d5e6b19c07a2d4f8e35';
+// Credential kinds beyond API keys (fake, split so no scanner takes them for real ones).
+const NEW_KINDS = {
+  bedrock: 'ABSK' + 'QmVkcm9ja0FQSUtleS1mYWtlMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5',
+  googleAccess: 'ya29.' + 'a0AfH6SMBx3kQz7Lr9VtYpWnE2cD4fG6hJ8kL0mN2pQ4rS6tU8vW0xY2zA4bC6dE8fG0hJ2kL4mN6',
+  googleRefresh: '1//0' + 'gFakeRefreshTokenQ9xZ2kLm4Np6Rt8Vw0Yb2Dc4Fe6Hg8Jk0Lm2Np4Qr6St8Uv',
+  claudeCode: 'sk-ant-oat01-' + 'Zk3x9Qm2Lr7Vt4Yp1Wn8Ec5Dd6Fg0Hh2Jj4Kk6Ll8Mm0Nn2Pp4Qq6Rr8Ss0Tt2Uu4Vv6Ww8Xx0Yy2Zz4AaBbCc',
+};
 
 describe('shell channel: the whole flow on one machine', () => {
   let app: App;
@@ -110,6 +117,23 @@ describe('shell channel: the whole flow on one machine', () => {
     expect(JSON.stringify(state)).not.toContain(PASTED.slice(3));
   });
 
+  it('refuses every credential kind the product knows, bare and in a whole oauth_creds.json, in two languages', async () => {
+    const before = fake.requests.length;
+    const creds = JSON.stringify({ access_token: NEW_KINDS.googleAccess, refresh_token: NEW_KINDS.googleRefresh, token_type: 'Bearer', expiry_date: 1796000000000 });
+    const messages = [
+      `AWS_BEARER_TOKEN_BEDROCK=${NEW_KINDS.bedrock}`,
+      `我的令牌是：「${NEW_KINDS.googleAccess}」`,
+      NEW_KINDS.claudeCode,
+      creds,
+    ];
+    for (const m of messages) {
+      const n = (out.match(/looks like it contains an API key|看起来包含/g) ?? []).length;
+      await say(m);
+      expect((out.match(/looks like it contains an API key|看起来包含/g) ?? []).length, m.slice(0, 20)).toBe(n + 1);
+    }
+    expect(fake.requests.length).toBe(before);
+  });
+
   it('leaves no plaintext key in the data dir or the logs', async () => {
     const files: string[] = [];
     const walk = (d: string) => {
@@ -123,14 +147,15 @@ describe('shell channel: the whole flow on one machine', () => {
     expect(files.length).toBeGreaterThan(0);
     for (const f of files) {
       const text = fs.readFileSync(f, 'latin1');
-      for (const k of [CANARY, PASTED]) {
+      for (const k of [CANARY, PASTED, ...Object.values(NEW_KINDS)]) {
         expect(text, f).not.toContain(k.slice(3));
         expect(text, f).not.toContain(Buffer.from(k).toString('base64').slice(0, 24));
       }
     }
     const logText = logs.text();
     expect(logText.length).toBeGreaterThan(0);
-    for (const k of [CANARY, PASTED]) expect(logText).not.toContain(k.slice(3));
+    for (const k of [CANARY, PASTED, ...Object.values(NEW_KINDS)]) expect(logText).not.toContain(k.slice(6));
+    for (const k of Object.values(NEW_KINDS)) expect(out).not.toContain(k.slice(6));
     // Shell output shows only the masked form.
     expect(out).not.toContain(CANARY.slice(3, -4));
   });
