@@ -29,6 +29,12 @@ declare module 'fastify' {
 /** The worker's box key pair, public half (from `src/secrets/box-keys.ts`). */
 export interface BoxKeySource {
   current(): Promise<{ id: string; publicKey: Uint8Array }>;
+  /**
+   * Opens a box (the caller wipes the result). When given, every POSTed box must open
+   * before the link is redeemed: a plaintext key written in the base64 alphabet has the
+   * shape of a box, and only opening tells them apart.
+   */
+  open?(id: string, sealed: Uint8Array): Promise<Uint8Array>;
 }
 
 export interface SubmissionContext {
@@ -243,7 +249,29 @@ function parseBody(raw: unknown, envVars: string[]): { ok: true; body: PostBody;
   return { ok: true, body: { key_id: b.key_id, sealed: sealed as Record<string, string> }, boxes };
 }
 
+/**
+ * Whether every box opens with the form key. The plaintext is wiped at once; nothing of a
+ * box that does not open is kept. A process without the master key of that key pair (a
+ * misconfigured one) cannot tell: the worker decides, as before.
+ */
+async function checkBoxesOpen(boxKeys: BoxKeySource, keyId: string, boxes: Record<string, Uint8Array>): Promise<boolean | 'stale'> {
+  if (!boxKeys.open) return true;
+  for (const box of Object.values(boxes)) {
+    try {
+      (await boxKeys.open(keyId, box)).fill(0);
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      if (code === 'stale_key_id') return 'stale';
+      if (code === 'master_key_unavailable') return true;
+      if (code === 'invalid_input' || code === 'too_large') return false;
+      throw e;
+    }
+  }
+  return true;
+}
+
 export function buildServer(deps: SecureInputDeps): FastifyInstance {
+  const boxesOpen = (keyId: string, boxes: Record<string, Uint8Array>) => checkBoxesOpen(deps.boxKeys, keyId, boxes);
   const limits: RateLimits = { ...DEFAULT_RATE_LIMITS, ...(deps.rateLimits ?? {}) };
   const submitDeadlineMs = deps.submitDeadlineMs ?? DEFAULT_SUBMIT_DEADLINE_MS;
   /** Token hashes of committed POSTs answered at the deadline and still running here. */
@@ -492,6 +520,9 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
     if (parsed.body.key_id !== current.id) {
       return { code: 409, body: { ok: false, code: 'stale_key_id', error: 'The page is out of date; reload it.' } };
     }
+    const opens = await boxesOpen(parsed.body.key_id, parsed.boxes);
+    if (opens === 'stale') return { code: 409, body: { ok: false, code: 'stale_key_id', error: 'The page is out of date; reload it.' } };
+    if (!opens) return { code: 400, body: { ok: false, code: 'invalid_input', error: 'the submission is not a sealed box' } };
 
     // Too late: the user was told the link is still valid, so it must stay so.
     if (state.abandoned) return { code: 503, body: { ok: false, code: 'busy', error: 'abandoned before redeem' } };

@@ -240,6 +240,8 @@ describe('distributed mode: two web processes, two workers, one Redis', () => {
     await waitFor(() => vendor.requests.filter((r) => users.some((u) => r.key === keyOf(u))).length >= 4, 30_000, 'probes in flight');
     workers[0].kill('SIGKILL');
     await workers[0].exited;
+    // The worker process itself is gone (no wrapper left it running).
+    expect(() => process.kill(workers[0].child.pid!, 0)).toThrow();
     const restarted = startWorker(0);
     await waitForOutput(restarted, 'byok worker started', 60_000);
     await burst;

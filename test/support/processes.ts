@@ -12,7 +12,12 @@ import { freePort, waitFor } from './form.ts';
  * restart, and a small round-robin proxy standing in for the operator's load balancer.
  */
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+/**
+ * `node --import tsx <script>`: one process, so a signal (SIGTERM, SIGKILL) reaches the
+ * product itself. (The `tsx` command runs the script in a child of its own; a SIGKILL to
+ * it would leave the product running.)
+ */
+const TSX_LOADER = 'tsx';
 
 export interface ProcHandle {
   name: string;
@@ -25,7 +30,7 @@ export interface ProcHandle {
 }
 
 export function startProcess(name: string, script: 'src/main.ts' | 'worker/main.ts', env: Record<string, string>): ProcHandle {
-  const child = spawn(TSX, [script], {
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, script], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir(), NO_COLOR: '1', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
