@@ -218,6 +218,8 @@ export async function createApp(opts: AppOptions): Promise<App> {
   server.get('/readyz', async (_req, reply) => {
     const states = Object.fromEntries(channels.map((c) => [c.name, c.readiness?.() ?? { ready: ready, state: ready ? 'started' : 'starting' }]));
     if (!ready) return reply.code(503).send({ ok: false, state: stopping ? 'stopping' : 'starting', channels: states });
+    // Without its store a process can take no update and no form: out of the load balancer.
+    if (store.connected && !store.connected()) return reply.code(503).send({ ok: false, state: 'store_unreachable', channels: states });
     const notReady = Object.entries(states).filter(([, s]) => !s.ready).map(([name]) => name);
     if (notReady.length) return reply.code(503).send({ ok: false, state: 'channels_not_ready', not_ready: notReady, channels: states });
     return { ok: true, channels: states };

@@ -26,6 +26,18 @@ const PART_MAX = 4000;
 const ALLOWED_UPDATES = ['message', 'edited_message', 'callback_query'] as const;
 /** An update being handled holds its key as 'p' for this long, renewed while it runs. */
 const LEASE_MS = 15_000;
+/** How long claiming an update may take before the webhook answers 503 (store unreachable). */
+const CLAIM_DEADLINE_MS = 5_000;
+
+/** `p`'s value, or undefined when it takes longer than `ms` (p keeps running). */
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((r) => {
+    timer = setTimeout(() => r(undefined), ms);
+    timer.unref();
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
 const RENEW_MS = 5_000;
 /** A handled update stays 'd' (done) as long as Telegram may re-send it. */
 const DONE_TTL_MS = 24 * 3600_000;
@@ -356,12 +368,28 @@ export class TelegramChannel implements ChannelAdapter {
    */
   private async claimAndRun(updateId: number, handle: () => Promise<unknown>, rethrow: boolean): Promise<'done' | 'duplicate' | 'busy'> {
     const key = this.updateKey(updateId);
-    if (!(await this.store.putEphemeralIfAbsent(key, 'p', LEASE_MS))) {
-      const state = await this.store.getEphemeral(key);
-      if (state === 'd') return 'duplicate';
-      // Gone between the two reads (a lease just expired): one more try.
-      if (state !== undefined || !(await this.store.putEphemeralIfAbsent(key, 'p', LEASE_MS))) return 'busy';
+    // The claim answers within CLAIM_DEADLINE_MS even when the store hangs (a Redis outage:
+    // ioredis queues commands until it reconnects): 'busy' makes Telegram re-send later. A
+    // claim that lands after the deadline is a lease nobody renews; it lapses in LEASE_MS.
+    const claimed = await withDeadline(
+      (async () => {
+        if (await this.store.putEphemeralIfAbsent(key, 'p', LEASE_MS)) return 'claimed' as const;
+        const state = await this.store.getEphemeral(key);
+        if (state === 'd') return 'duplicate' as const;
+        // Gone between the two reads (a lease just expired): one more try.
+        if (state === undefined && (await this.store.putEphemeralIfAbsent(key, 'p', LEASE_MS))) return 'claimed' as const;
+        return 'busy' as const;
+      })(),
+      CLAIM_DEADLINE_MS,
+    ).catch((e) => {
+      this.logger.warn({ err: e, update: updateId }, 'telegram: could not claim an update; it will be re-sent');
+      return 'busy' as const;
+    });
+    if (claimed === undefined) {
+      this.logger.warn({ update: updateId }, 'telegram: the store did not answer in time; the update will be re-sent');
+      return 'busy';
     }
+    if (claimed !== 'claimed') return claimed;
     const claim: UpdateClaim = { key, renewing: Promise.resolve() };
     this.held.add(claim);
     claim.renew = setInterval(() => {

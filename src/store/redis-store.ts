@@ -275,6 +275,10 @@ export class RedisStore implements Store {
     return Number(await this.script('byokIncrTtl')(`${this.prefix}ctr:${key}`, ttl(ttlMs)));
   }
 
+  connected(): boolean {
+    return this.redis.status === 'ready';
+  }
+
   async close(): Promise<void> {
     await Promise.allSettled([...this.chains.values()]);
     if (this.owned) await closeRedis(this.redis);

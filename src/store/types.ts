@@ -47,6 +47,9 @@ export interface Store {
    */
   takeToken(bucket: string, opts: TokenBucketOptions): Promise<number>;
 
+  /** Whether the backend is reachable right now (Redis connected); absent means always (files). */
+  connected?(): boolean;
+
   /** Removes expired values a backend does not expire itself (the file store); returns how many. */
   sweepExpired?(): Promise<number>;
 

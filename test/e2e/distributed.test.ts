@@ -300,14 +300,28 @@ describe('distributed mode: two web processes, two workers, one Redis', () => {
     await redis.stop();
     let during: { status: number };
     let took: number;
+    const chatDuring = textUpdate(u, 'are you there during the outage?');
+    let webhookDuring: { status: number; ms: number };
+    let ready: { status: number; state?: string };
     try {
       const t0 = Date.now();
       during = await submitForm(url, { DIST_API_KEY: keyOf(u) }, { headers: clientOf(u) }).catch((e: Error) => ({ status: /answered (\d+)/.exec(e.message)?.[1] ? Number(/answered (\d+)/.exec(e.message)![1]) : 0 }));
       took = Date.now() - t0;
+      // A webhook update is refused within seconds (Telegram re-sends it), not held.
+      const t1 = Date.now();
+      const wh = await fetch(`${proxy.url}/telegram/webhook`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': SECRET }, body: JSON.stringify(chatDuring) });
+      await wh.arrayBuffer();
+      webhookDuring = { status: wh.status, ms: Date.now() - t1 };
+      // The load balancer sees the process is not ready.
+      const rz = await fetch(`http://127.0.0.1:${webPorts[1]}/readyz`);
+      ready = { status: rz.status, state: ((await rz.json()) as { state?: string }).state };
       await new Promise((r) => setTimeout(r, 2000)); // an outage of a few seconds
     } finally {
       await redis.start();
     }
+    expect(webhookDuring.status).toBe(503);
+    expect(webhookDuring.ms).toBeLessThan(10_000);
+    expect(ready).toEqual({ status: 503, state: 'store_unreachable' });
     // Never a hang for the whole outage: an answer within a few seconds (busy, try again).
     expect(took).toBeLessThan(12_000);
     expect(during.status).toBe(503);
@@ -325,6 +339,9 @@ describe('distributed mode: two web processes, two workers, one Redis', () => {
     await deliver(textUpdate(u, `/model custom/${id}`));
     await deliver(textUpdate(u, 'still there?'));
     await waitFor(() => texts(u).some((t) => t.includes(REPLY)), 30_000, 'an answer after the restart');
+    // Telegram re-sends the update refused during the outage: it is answered once.
+    await deliver(chatDuring);
+    await waitFor(() => texts(u).filter((t) => t.includes(REPLY)).length === 2, 30_000, 'the re-sent update answered');
   }, 180_000);
 
   it('no process printed a key, and Redis holds none', { timeout: 60_000 }, async () => {
