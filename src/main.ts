@@ -22,10 +22,14 @@ async function main(): Promise<void> {
     const { WechatChannel } = await import('../channels/wechat/index.ts');
     app.addChannel(new WechatChannel({ config, logger: app.logger, langOf: async (ws: string) => (await app.router.state.getPrefs(ws)).lang }));
   }
-  const shell = !config.telegram && !config.wechat;
+  // The shell channel is for a person at a terminal. A distributed web process without a
+  // chat channel (a container: no terminal, stdin closed) serves the forms and keeps running.
+  const noChannel = !config.telegram && !config.wechat;
+  const shell = noChannel && (!config.redisUrl || process.stdin.isTTY === true);
   if (shell) app.addChannel(new ShellChannel({ input: process.stdin, output: process.stdout, onEnd: () => void shutdown() }));
   const { url } = await app.start();
   if (shell) process.stdout.write(`byok-bot (shell channel) — secure forms at ${url}. Type /help.\n`);
+  else if (noChannel) app.logger.info({ url }, 'no chat channel configured (TELEGRAM_BOT_TOKEN, WECHATY_PUPPET): serving the secure forms only');
 
   let stopping = false;
   async function shutdown(signal = 'end of input'): Promise<void> {

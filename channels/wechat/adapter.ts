@@ -19,6 +19,9 @@ import { groupWorkspaceOf, renderChoices, workspaceOf } from './ids.ts';
 import { SendPacer, type PacerOptions } from './pacer.ts';
 
 /** The parts of a Wechaty message the adapter reads (keeps the adapter testable). */
+/** Headers a reverse proxy or tunnel adds to what it forwards. */
+const FORWARDING_HEADERS = ['x-forwarded-for', 'forwarded', 'x-real-ip', 'cf-connecting-ip', 'x-forwarded-host'] as const;
+
 export interface MessageLike {
   id: string;
   self(): boolean;
@@ -285,7 +288,10 @@ export class WechatChannel implements ChannelAdapter {
     server.get('/wechat/qr', async (req, reply) => {
       reply.header('cache-control', 'no-store');
       const peer = req.socket.remoteAddress;
-      const local = isLoopback(peer) && !(config.trustProxyHops > 0);
+      // A reverse proxy on the same host (nginx, a tunnel) makes every peer loopback: a
+      // request it forwarded (forwarding headers) is not local, whatever TRUST_PROXY says.
+      const forwarded = FORWARDING_HEADERS.some((h) => req.headers[h] !== undefined);
+      const local = isLoopback(peer) && !(config.trustProxyHops > 0) && !forwarded;
       const notFound = () => reply.code(404).send({ ok: false, code: 'not_found', error: 'Not found.' });
       if (await limited(req)) {
         this.logger.warn({ route: '/wechat/qr', reason: 'rate_limited' }, 'wechat: login QR refused');

@@ -27,7 +27,6 @@ import { keysWithPrefix, useTestRedis } from '../support/redis.ts';
  * submission for one that has it; rotate-master-key moves the store's record.
  */
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const TSX = path.join(ROOT, 'node_modules', '.bin', 'tsx');
 const WS = 'tg:1'; // RecordingChannel.say's default user
 const RESTORE = 'Refusing to start: restore the file from a backup (or set BYOK_MASTER_KEY); do not delete it while sealed keys exist';
 const DISTRIBUTED = 'distributed mode needs BYOK_MASTER_KEY, the same on every process; generate one with `openssl rand -base64 32`';
@@ -109,7 +108,8 @@ async function refused(env: Record<string, string>, opts: { dataDir?: string; ru
 
 /** `npm run worker` as a real process: exit code and output. */
 async function runWorkerProcess(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  const child = spawn(TSX, ['worker/main.ts'], {
+  // One process (node --import tsx), so the fallback SIGKILL reaches the worker itself.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? os.tmpdir(), NO_COLOR: '1', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

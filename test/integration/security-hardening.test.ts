@@ -188,6 +188,11 @@ describe('finding 1: /wechat/qr is served to loopback or with BYOK_ADMIN_SECRET 
   it('a loopback peer gets it without the secret, unless a proxy is trusted (then every request looks local)', async () => {
     expect((await get('127.0.0.1')).statusCode).toBe(200);
     expect((await get('::1')).statusCode).toBe(200);
+    // A reverse proxy or tunnel on the same host, TRUST_PROXY left at 0: what it forwards is not local.
+    for (const header of ['x-forwarded-for', 'forwarded', 'x-real-ip', 'cf-connecting-ip']) {
+      expect((await get('127.0.0.1', '/wechat/qr', { [header]: header === 'forwarded' ? 'for=203.0.113.9' : '203.0.113.9' })).statusCode, header).toBe(404);
+    }
+    expect((await get('127.0.0.1', `/wechat/qr?secret=${SECRET}`, { 'x-forwarded-for': '203.0.113.9' })).statusCode).toBe(200);
     h.app.config.trustProxyHops = 1;
     try {
       expect((await get('127.0.0.1')).statusCode).toBe(404);
