@@ -24,7 +24,18 @@ async function main(): Promise<void> {
   }, config.sweepMs);
   sweeper.unref();
   app.logger.info({ queue: app.validateRunner.kind }, 'byok worker started');
+  let stopping = false;
   const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    // Running validations may finish; past the bound the process exits and their jobs go
+    // back to the queue when their short locks lapse (BYOK_JOB_LOCK_MS).
+    const bound = (Number(process.env.BYOK_SHUTDOWN_TIMEOUT_SECONDS) || 30) * 1000;
+    setTimeout(() => {
+      app.logger.error({ timeoutMs: bound }, 'worker shutdown took too long; exiting now');
+      process.exit(1);
+    }, bound).unref();
+    app.logger.info('stopping: finishing the validations in flight');
     clearInterval(sweeper);
     await app.validateRunner.close();
     await app.notifyRunner.close();
