@@ -233,7 +233,7 @@ describe('webhook: each update is handled once across processes', () => {
 describe('streaming: the vendor is read at its own pace; previews are coalesced', () => {
   it('200 fast chunks through a slow Bot API: a bounded number of previews, never one per chunk, the final text complete', async () => {
     const slow = (result: unknown) => async (): Promise<StubResult> => {
-      await sleep(400);
+      await sleep(800);
       return { ok: true, result } as StubResult;
     };
     let id = 500;
@@ -262,15 +262,16 @@ describe('streaming: the vendor is read at its own pace; previews are coalesced'
     const vendorMs = pulls.at(-1)! - t0;
     expect(text.trim()).toBe(full(200));
     const calls = [...api.of('sendMessage'), ...api.of('editMessageText')];
-    // Every preview waited 400 ms on the API, yet the vendor was never held up by it.
+    // Every preview waited 800 ms on the API, yet the vendor was never held up by it (a
+    // reader awaiting the API would show gaps of 800 ms; a loaded machine adds far less).
     let gap = 0;
     for (let i = 1; i < pulls.length; i++) gap = Math.max(gap, pulls[i] - pulls[i - 1]);
-    expect(gap).toBeLessThan(300);
+    expect(gap).toBeLessThan(600);
     expect(calls.length).toBeLessThanOrEqual(Math.ceil(vendorMs / 200) + 3);
     expect(calls.length).toBeLessThan(40);
     expect(String(calls.at(-1)!.payload.text).trim()).toBe(full(200));
     // Done about when the vendor was: at most the preview in flight plus the final.
-    expect(total).toBeLessThan(vendorMs + 2500);
+    expect(total).toBeLessThan(vendorMs + 4000);
   });
 
   it('groups get a slower preview interval', async () => {
@@ -341,12 +342,14 @@ describe('graceful stop', () => {
       );
     });
     const { post } = await serve(ch);
+    // However this test ends, the endless streams end with it.
+    closers.push(async () => void (endless = false));
     const long = [9301, 9302, 9303];
     const posts = long.map((chat, i) => post(textUpdate(300 + i, chat, 'tell me everything')));
     const shortPost = post(textUpdate(310, 9310, 'short'));
     await waitUntil(() => ch.streaming === 4, 5000, 'four streams');
-    await sleep(300);
-    expect(ch.inFlight).toBe(4);
+    // The short answer (~0.3 s) may finish before or during the drain; the long ones run on.
+    expect(ch.inFlight).toBeGreaterThanOrEqual(3);
 
     const t0 = Date.now();
     const stopping = ch.stop();
