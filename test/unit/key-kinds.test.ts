@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 /**
  * The one table of key kinds (src/secrets/key-kinds.ts) is what all four consumers read: the chat
  * guard, the registry's key-like field check, parse-example's key dropping and vendor-message
@@ -51,36 +52,8 @@ describe('one table, four consumers', () => {
   });
 });
 
-// one fake key per built-in kind (random characters, typed once)
-const SAMPLES: Record<string, string> = {
-  anthropic: 'sk-ant-api03-Qz7vK2mR9tLp4Xw8Nc3Yb6Hd1Jf5Gs0Ae7Uk2Wm9Rt4Lp8Xv3Nb6Hc1Jd5Fg0Ae7Uk2Wm9Rt4LpAA',
-  openrouter: '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',
-  openai: 'sk-proj-Vr5lQOFB2MbqumpXNYmLBMEkrE6CJXnvio5n9H7BT3BlbkFJq2W4e6R8t0Y2u4I6o8P0a2S4d6F8',
-  minimax: 'sk-api-Zk3Pq8Wm2Xv7Rt4Ln9Bc6Hd1Jf5Gs0Ae3Uk8Wm2Rt7Lp4Xv9Nb6Hc1Jd5Fg0Ae',
-  sk_generic: 'sk-9f8e7d6c5b4a39281706f5e4d3c2b1a0',
-  mimo: 'tp-k3p8w2x7r4n9b6d1f5s0a3u8m2t7l4v9',
-  google_api_key: 'AIzaSyB3kP8wQ2xV7rT4nL9bC6hD1jF5gS0aE3u',
-  google_oauth: 'ya29.a0AfB_byC3kP8wQ2xV7rT4nL9bC6hD1jF5gS0aE3uK8mW2tR7lP4xV9nB6hC1jD5fG0aE3uK8mW2tR7lP4',
-  xai: 'xai-Zk3Pq8Wm2Xv7Rt4Ln9Bc6Hd1Jf5Gs0Ae3Uk8Wm2Rt7Lp4Xv9Nb6Hc1Jd5Fg0Ae3Uk8Wm2Rt7Lp4Xv9Nb',
-  groq: 'gsk_Zk3Pq8Wm2Xv7Rt4Ln9Bc6Hd1Jf5Gs0Ae3Uk8Wm2Rt7Lp4Xv9Nb6',
-  huggingface: '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',
-  fireworks: 'fw_jIJuLcjMsGAiLBsvkzSylEcC',
-  perplexity: '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',
-  replicate: 'r8_Zk3Pq8Wm2Xv7Rt4Ln9Bc6Hd1Jf5Gs0Ae3Uk8W',
-  aws_access_key: 'AKIAZ7Q2MB4NX5KD3LWP',
-  bedrock_api_key: 'ABSKQmVkcm9ja0FQSUtleS1rM3A4LWF0LTQ4MjkxNzM2NTAyMTpaazNQcThXbTJYdjdSdDRMbjlCYzZIZDFKZjVHczBBZTNVazhXbQ==',
-  github: 'ghp_Zk3Pq8Wm2Xv7Rt4Ln9Bc6Hd1Jf5Gs0Ae3Uk8',
-  slack: 'xoxb-2847561930-3748291056-Zk3Pq8Wm2Xv7Rt4Ln9Bc6Hd1',
-  together: 'tgp_v1_Zk3Pq8Wm2Xv7Rt4Ln9Bc6Hd1Jf5Gs0Ae3Uk8Wm2Rt7Lp4',
-  venice: 'VENICE-INFERENCE-KEY-Zk3Pq8Wm2Xv7Rt4Ln9Bc6Hd1Jf5Gs0Ae3Uk8Wm',
-  nvidia: 'nvapi-Zk3Pq8Wm2Xv7Rt4Ln9Bc6Hd1Jf5Gs0Ae3Uk8Wm2Rt7Lp4Xv9Nb6Hc',
-  cerebras: 'csk-k3p8w2x7r4n9b6d1f5s0a3u8m2t7l4v9n6c1j5g0e3',
-  gitlab: 'glpat-Zk3Pq8Wm2Xv7Rt4Ln9Bc',
-  stripe: 'sk_live_Zk3Pq8Wm2Xv7Rt4Ln9Bc6Hd1',
-  npm: 'npm_Zk3Pq8Wm2Xv7Rt4Ln9Bc6Hd1Jf5Gs0Ae3Uk8',
-  telegram_bot_token: '7381946025:AAZk3Pq8Wm2Xv7Rt4Ln9Bc6Hd1Jf5Gs0Ae3',
-  zai: '9f8e7d6c5b4a39281706f5e4d3c2b1a0.Zk3Pq8Wm2Xv7Rt4L',
-};
+// One fake key per built-in kind (random characters, typed once), kept with the other fakes.
+const SAMPLES = JSON.parse(fs.readFileSync(new URL('../fixtures/guard/key-kind-samples.json', import.meta.url), 'utf8')) as Record<string, string>;
 
 describe('every built-in kind is recognised by all four consumers', () => {
   it('has a sample for every kind of the table', () => {
