@@ -149,6 +149,11 @@ export async function createApp(opts: AppOptions): Promise<App> {
     return validateRunner.enqueue(JOB_VALIDATE_KEY, payload, { jobId: `validate-${sub.id}` });
   }
 
+  /** "Checking the key" — unless the model works on a stored key: it keeps that status until a new key is proven. */
+  async function markValidating(ws: string, modelId: string): Promise<void> {
+    if (!(await keepsPreviousKey({ registry, vault }, ws, modelId))) await registry.set_status(ws, modelId, 'validating');
+  }
+
   const router = new ChatRouter({
     store,
     registry,
@@ -160,7 +165,7 @@ export async function createApp(opts: AppOptions): Promise<App> {
       const sub = await submissions.forModel(ws, modelId);
       if (!sub) return false;
       await submissions.bumpRound(ws, sub.id);
-      if (!(await keepsPreviousKey({ registry, vault }, ws, modelId))) await registry.set_status(ws, modelId, 'validating');
+      await markValidating(ws, modelId);
       // Same job id as the submission's own job: a retest while it still runs is a no-op.
       await enqueueValidation(ws, sub);
       return true;
@@ -193,10 +198,7 @@ export async function createApp(opts: AppOptions): Promise<App> {
         channel: record.channel,
         lang: record.lang,
       });
-      // A model working on a stored key keeps its status until a new key is proven.
-      if (!(await keepsPreviousKey({ registry, vault }, record.workspace, record.model_id))) {
-        await registry.set_status(record.workspace, record.model_id, 'validating');
-      }
+      await markValidating(record.workspace, record.model_id);
       // Saved: a failed enqueue (Redis away) must not put the token back; the workers'
       // sweep (requeuePending) queues the submission when Redis is back.
       await enqueueValidation(record.workspace, sub).catch((e) => logger.warn({ err: e, model_id: record.model_id }, 'validate-key not queued yet; the sweep will queue it'));
