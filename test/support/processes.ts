@@ -86,6 +86,8 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'byok-redis-'));
   let child: ChildProcess | undefined;
   const start = async () => {
+    // Already running: nothing to do (a second server would fail on the port and orphan this one).
+    if (child && child.exitCode === null && child.signalCode === null) return;
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], {
       stdio: 'ignore',
     });
