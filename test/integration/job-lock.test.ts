@@ -1,12 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRunner, DEFAULT_JOB_LOCK_MS, type HookedJobRunner } from '../../src/queue/index.ts';
+import { ROOT, spawnModuleChild } from '../support/processes.ts';
 import { useTestRedis } from '../support/redis.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const redisCtx = useTestRedis('joblock');
 
@@ -57,23 +55,7 @@ describe('a crashed worker’s job is picked up within seconds (default lock)', 
       await r.start();
       process.stdout.write('READY\\n');
     `;
-    const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', childCode], {
-      cwd: ROOT,
-      env: { ...process.env, T_URL: redisCtx.url, T_PREFIX: prefix },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (b) => (out += b));
-    child.stderr!.on('data', (b) => (err += b));
-    const waitOut = async (re: RegExp, ms: number) => {
-      const end = Date.now() + ms;
-      while (!re.test(out)) {
-        if (Date.now() > end) throw new Error(`child never printed ${re}: stdout=${out} stderr=${err}`);
-        if (child.exitCode !== null) throw new Error(`child exited ${child.exitCode}: ${err}`);
-        await sleep(20);
-      }
-    };
+    const { waitOut, killHard } = spawnModuleChild(childCode, { T_URL: redisCtx.url, T_PREFIX: prefix });
     try {
       await waitOut(/READY/, 20_000);
       const producer = createRunner(config, { queueName: 'validate' });
@@ -81,9 +63,8 @@ describe('a crashed worker’s job is picked up within seconds (default lock)', 
       await producer.enqueue('validate-key', { submission_id: 's1' }, { jobId });
       await waitOut(new RegExp(`STARTED ${jobId}`), 10_000);
     } finally {
-      child.kill('SIGKILL');
+      await killHard();
     }
-    await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
     const killedAt = Date.now();
 
     // The restarted worker: same defaults, nothing shortened for the test.

@@ -1,17 +1,15 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BullMQRunner } from '../../src/queue/bullmq-runner.ts';
 import { createRunner } from '../../src/queue/index.ts';
 import { InProcessRunner } from '../../src/queue/inprocess-runner.ts';
 import { UnrecoverableError } from '../../src/queue/types.ts';
 import { RedisStore } from '../../src/store/redis-store.ts';
+import { ROOT, spawnModuleChild } from '../support/processes.ts';
 import { dumpPrefix, keysWithPrefix, useTestRedis } from '../support/redis.ts';
 import { FAST, runnerContract } from '../support/runner-contract.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 // ---------------------------------------------------------------------------------------
@@ -100,23 +98,7 @@ describe('Redis backend', () => {
         await r.start();
         process.stdout.write('READY\\n');
       `;
-      const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', childCode], {
-        cwd: ROOT,
-        env: { ...process.env, T_URL: redisCtx.url, T_PREFIX: prefix },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      let err = '';
-      child.stdout!.on('data', (b) => (out += b));
-      child.stderr!.on('data', (b) => (err += b));
-      const waitFor = async (re: RegExp, ms: number) => {
-        const end = Date.now() + ms;
-        while (!re.test(out)) {
-          if (Date.now() > end) throw new Error(`child never printed ${re}: stdout=${out} stderr=${err}`);
-          if (child.exitCode !== null) throw new Error(`child exited ${child.exitCode}: ${err}`);
-          await sleep(20);
-        }
-      };
+      const { child, waitOut: waitFor, killHard } = spawnModuleChild(childCode, { T_URL: redisCtx.url, T_PREFIX: prefix });
       try {
         await waitFor(/READY/, 20_000);
         const producer = new BullMQRunner({ connection: redisCtx.url, prefix });
@@ -124,9 +106,8 @@ describe('Redis backend', () => {
         await producer.enqueue('validate-key', { submission_id: 's1' }, { jobId });
         await waitFor(new RegExp(`STARTED ${jobId}`), 10_000);
       } finally {
-        child.kill('SIGKILL');
+        await killHard();
       }
-      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
       expect(child.signalCode).toBe('SIGKILL');
 
       // A new worker (a restarted process) recovers the stalled job and finishes it.

@@ -188,3 +188,42 @@ export async function startRoundRobinProxy(targets: number[]): Promise<RoundRobi
     },
   };
 }
+
+export interface ModuleChild {
+  child: ChildProcess;
+  /** Resolves once stdout matches `re`; fails early if the child exits. */
+  waitOut(re: RegExp, ms: number): Promise<void>;
+  /** SIGKILL, resolved once the process is gone. */
+  killHard(): Promise<void>;
+}
+
+/**
+ * ES module source run in a process of its own (`node --import tsx -e`), e.g. a job worker
+ * a test kills mid-job. `cwd` is the repository, so the source can import project files.
+ */
+export function spawnModuleChild(source: string, env: Record<string, string>): ModuleChild {
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, '--input-type=module', '-e', source], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b));
+  child.stderr!.on('data', (b: Buffer) => (err += b));
+  return {
+    child,
+    async waitOut(re, ms) {
+      const end = Date.now() + ms;
+      while (!re.test(out)) {
+        if (Date.now() > end) throw new Error(`child never printed ${re}: stdout=${out} stderr=${err}`);
+        if (child.exitCode !== null) throw new Error(`child exited ${child.exitCode}: ${err}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    },
+    async killHard() {
+      child.kill('SIGKILL');
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(null) : child.once('exit', r)));
+    },
+  };
+}
