@@ -18,6 +18,7 @@ import {
   Pricing,
   ThinkingRule,
   WireId,
+  type CredentialKind,
   type Template,
   type TemplateModel,
 } from '../vendors/template-schema.ts';
@@ -66,6 +67,7 @@ export interface TemplateSummary {
   base_url_required: boolean;
   env_var: string;
   key_optional: boolean;
+  credential_kind: CredentialKind;
   default_model: string;
   models: VendorModel[];
   model_discovery: boolean;
@@ -806,6 +808,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
             base_url_required: t.base_url === null,
             env_var: t.env_var,
             key_optional: t.auth.optional || t.auth.scheme === 'none',
+            credential_kind: t.credential.kind,
             default_model: t.default_model,
             models: curatedOf(t),
             model_discovery: t.model_discovery,
@@ -901,6 +904,8 @@ export function createRegistry(deps: RegistryDeps): Registry {
           api_key_env: t.env_var,
           extra_env_vars: [...t.extra_env_vars],
           key_optional: t.auth.optional || t.auth.scheme === 'none',
+          credential_kind: t.credential.kind,
+          ...(t.credential.oauth && { oauth: { ...t.credential.oauth } }),
           headers: { ...t.default_headers },
           query: { ...t.default_query },
           settings,

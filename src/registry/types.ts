@@ -1,4 +1,4 @@
-import type { Capabilities, Pricing, ThinkingRule, WireId } from '../vendors/template-schema.ts';
+import type { Capabilities, CredentialKind, OAuthConfig, Pricing, ThinkingRule, WireId } from '../vendors/template-schema.ts';
 
 /**
  * Lifecycle of a registered model:
@@ -23,6 +23,10 @@ export interface CustomModel {
   api_key_env: string;
   extra_env_vars: string[];
   key_optional: boolean;
+  /** What the user hands over (from the template; `api_key` when absent, as for custom endpoints). */
+  credential_kind?: CredentialKind;
+  /** oauth_json only: how the access token is refreshed (copied from the template). */
+  oauth?: OAuthConfig;
   headers: Record<string, string>;
   query: Record<string, string>;
   settings: Record<string, string>;

@@ -46,6 +46,21 @@ export interface SealedRecord {
   /** Sealed last-4 hint: base64url(nonce || ciphertext), or null (see above). */
   last4: string | null;
   updated_at: string;
+  /** Plain metadata about the credential (never key material); see KeyMeta. */
+  meta?: KeyMeta;
+}
+
+/**
+ * What is known about a stored credential besides the secret: not sealed (none of it is key
+ * material) so listing, expiry sweeps and health checks never open a key.
+ */
+export interface KeyMeta {
+  /** The credential kind the template declared (api_key, aws_keypair, bearer, oauth_json). */
+  kind?: string;
+  /** When the vendor last accepted it (validation or a health check). */
+  validated_at?: string;
+  /** When it is deleted by the expiry sweep; absent or null: never. */
+  expires_at?: string | null;
 }
 export type VaultDoc = Record<string, SealedRecord>;
 
@@ -116,13 +131,13 @@ export class Vault implements KeySource {
   ) {}
 
   /** Seals and stores a key (replacing any previous one). Does not wipe `key`: the caller owns it. */
-  async put(ws: string, envVar: string, key: Uint8Array): Promise<{ masked: string; updated_at: string }> {
+  async put(ws: string, envVar: string, key: Uint8Array, meta?: KeyMeta): Promise<{ masked: string; updated_at: string }> {
     checkPlace(ws, envVar);
     if (!(key instanceof Uint8Array) || key.length === 0) throw new ByokError('invalid_input', 'the key is empty');
     if (key.length > MAX_KEY_BYTES) throw new ByokError('too_large', `the key is longer than ${MAX_KEY_BYTES} bytes`);
     const s = await getSodium();
     const updated_at = new Date().toISOString();
-    const rec = this.seal(s, ws, envVar, key, updated_at);
+    const rec: SealedRecord = { ...this.seal(s, ws, envVar, key, updated_at), ...(meta && { meta: { ...meta } }) };
     await this.store.updateDoc<VaultDoc, void>(ws, VAULT_DOC, (cur) => ({ value: { ...(cur ?? {}), [envVar]: rec }, result: undefined }));
     return { masked: maskKey(key), updated_at };
   }
@@ -244,7 +259,7 @@ export class Vault implements KeySource {
           if (!ENV_VAR_RE.test(envVar) || (isRecord(rec) && rec.kid === current.id)) continue;
           const key = this.openRecord(s, ws, envVar, rec);
           try {
-            next[envVar] = this.seal(s, ws, envVar, key, rec.updated_at);
+            next[envVar] = { ...this.seal(s, ws, envVar, key, rec.updated_at), ...(isRecord(rec) && rec.meta && { meta: rec.meta }) };
           } finally {
             s.memzero(key);
           }

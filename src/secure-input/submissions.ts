@@ -18,6 +18,8 @@ export interface Submission {
   lang: 'en' | 'zh';
   created_at: string;
   attempts_rounds: number;
+  /** Expiry chosen on the form, in days; absent or null: never. */
+  expires_in_days?: number | null;
 }
 
 type SubmissionsDoc = Record<string, Submission>;

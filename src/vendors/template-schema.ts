@@ -95,6 +95,52 @@ export const AuthRule = z
   .strict();
 export type AuthRule = z.infer<typeof AuthRule>;
 
+/**
+ * What the user hands over, declared by the template (never guessed from the key):
+ *  - api_key:     one vendor API key (most vendors)
+ *  - aws_keypair: AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY, requests signed with SigV4
+ *  - bearer:      a bearer token issued by the vendor's console (a Bedrock API key, ABSK…)
+ *  - oauth_json:  the OAuth credentials file a vendor's CLI writes (Qwen Code, Gemini CLI,
+ *                 Claude Code), pasted whole; the access token is refreshed as it expires
+ */
+export const CredentialKind = z.enum(['api_key', 'aws_keypair', 'bearer', 'oauth_json']);
+export type CredentialKind = z.infer<typeof CredentialKind>;
+
+/** How an `oauth_json` credential is refreshed: the CLI's public OAuth client. */
+export const OAuthConfig = z
+  .object({
+    /** Which CLI wrote the file: selects the file-shape check and the refresh request shape. */
+    provider: z.enum(['qwen-code', 'gemini-cli', 'claude-code']),
+    token_url: z.string().url(),
+    client_id: z.string().min(1),
+    /** Installed-app clients (Google) publish a non-confidential client secret. */
+    client_secret: z.string().optional(),
+    /** Refresh this many seconds before the access token expires. */
+    refresh_skew_seconds: z.number().int().nonnegative().default(300),
+    /** Gemini CLI: a Google Cloud project id may be given beside the file (or inside it). */
+    project_id: z.enum(['none', 'optional']).default('none'),
+  })
+  .strict();
+export type OAuthConfig = z.infer<typeof OAuthConfig>;
+
+export const CredentialRule = z
+  .object({
+    kind: CredentialKind,
+    /** Required for `oauth_json`. */
+    oauth: OAuthConfig.optional(),
+    /** Another accepted shape on the same template; the form asks for one or the other. */
+    alternative: z
+      .object({ kind: CredentialKind, env_var: z.string().regex(/^[A-Z][A-Z0-9_]*$/) })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.kind === 'oauth_json' && !c.oauth) ctx.addIssue({ code: 'custom', path: ['oauth'], message: 'required for kind oauth_json' });
+    if (c.kind !== 'oauth_json' && c.oauth) ctx.addIssue({ code: 'custom', path: ['oauth'], message: 'only for kind oauth_json' });
+  });
+export type CredentialRule = z.infer<typeof CredentialRule>;
+
 export const Template = z
   .object({
     id: z.string().regex(/^[a-z0-9][a-z0-9-]*$/),
@@ -108,6 +154,7 @@ export const Template = z
     base_url_hint: z.string().optional(),
     wire: WireId,
     auth: AuthRule,
+    credential: CredentialRule,
     /** The vault name of the main secret. */
     env_var: z.string().regex(/^[A-Z][A-Z0-9_]*$/),
     /** Further secrets collected in the same form (Bedrock IAM secret key). */
