@@ -1,4 +1,5 @@
 import { ByokError } from '../errors.ts';
+import type { ChannelRef } from '../queue/types.ts';
 import { isValidWorkspace, SYSTEM_SCOPE, type Store } from '../store/types.ts';
 import { last4Bytes, maskKey, maskLast4 } from './mask.ts';
 import type { MasterKey, MasterKeyring } from './master-key.ts';
@@ -61,6 +62,8 @@ export interface KeyMeta {
   validated_at?: string;
   /** When it is deleted by the expiry sweep; absent or null: never. */
   expires_at?: string | null;
+  /** Where the key was submitted from: expiry and health notices go there. */
+  channel?: ChannelRef;
 }
 export type VaultDoc = Record<string, SealedRecord>;
 
