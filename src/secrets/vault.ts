@@ -251,7 +251,14 @@ export class Vault implements KeySource {
   async rotate(): Promise<{ resealed: number; workspaces: number }> {
     const s = await getSodium();
     const current = this.ring.current;
-    const scopes = (await this.store.listScopes(VAULT_DOC)).filter((ws) => ws !== SYSTEM_SCOPE && isValidWorkspace(ws));
+    const listed = (await this.store.listScopes(VAULT_DOC)).filter((ws) => ws !== SYSTEM_SCOPE);
+    // A workspace that cannot be read back is not silently skipped: once the old master key
+    // is removed its keys would never open again.
+    const unreadable = listed.filter((ws) => !isValidWorkspace(ws));
+    if (unreadable.length) {
+      throw new ByokError('internal', `rotation not started: the store lists ${unreadable.length} vault scope(s) that are not workspace ids (${unreadable.slice(0, 3).join(', ')}); keep the previous master key and report this`);
+    }
+    const scopes = listed;
     let resealed = 0;
     for (const ws of scopes) {
       resealed += await this.store.updateDoc<VaultDoc, number>(ws, VAULT_DOC, (cur) => {

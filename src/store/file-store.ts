@@ -4,6 +4,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
 import { ByokError } from '../errors.ts';
+import { workspaceDirName, workspaceFromDirName } from '../workspace.ts';
 import { bucketStep, checkBucket, isValidWorkspace, SYSTEM_SCOPE, type Store, type TokenBucketOptions } from './types.ts';
 
 /** Documents kept as YAML for people to read; everything else as JSON. */
@@ -48,8 +49,7 @@ export class FileStore implements Store {
     if (scope !== SYSTEM_SCOPE && !isValidWorkspace(scope)) {
       throw new ByokError('invalid_input', `invalid workspace id "${scope.slice(0, 80)}"`);
     }
-    // Colons are not portable in file names.
-    return path.join(this.dataDir, 'workspaces', scope.replace(/:/g, '_'));
+    return path.join(this.dataDir, 'workspaces', workspaceDirName(scope));
   }
 
   private docPath(scope: string, name: string): string {
@@ -111,7 +111,8 @@ export class FileStore implements Store {
     for (const d of dirs) {
       try {
         await fs.access(path.join(root, d, `${name}.${ext}`));
-        out.push(d.replace(/^(tg|wx)_(group_)?/, (_m, a: string, g?: string) => `${a}:${g ? 'group:' : ''}`));
+        const ws = workspaceFromDirName(d);
+        if (ws !== undefined) out.push(ws);
       } catch {
         /* no such document */
       }

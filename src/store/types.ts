@@ -83,10 +83,5 @@ export function bucketStep(
   return { state: { tokens, at: now }, waitMs: Math.max(1, Math.ceil(((1 + reserve - tokens) * 1000) / ratePerSec)) };
 }
 
-/** Workspace ids: `local`, `tg:<id>`, `tg:group:<id>`, `wx:<id>`; nothing that could escape a folder. */
-export const WORKSPACE_RE = /^(local|tg:-?\d{1,20}|tg:group:-?\d{1,20}|wx:[A-Za-z0-9@._-]{1,128}|[a-z][a-z0-9-]{0,63})$/;
-export const SYSTEM_SCOPE = '_system';
-
-export function isValidWorkspace(ws: string): boolean {
-  return WORKSPACE_RE.test(ws) && !ws.includes('..');
-}
+/** Workspace ids live in src/workspace.ts; re-exported for the store's callers. */
+export { isValidWorkspace, SYSTEM_SCOPE, WORKSPACE_RE } from '../workspace.ts';

@@ -193,6 +193,20 @@ export function vaultContract(name: string, makeStore: () => Promise<VaultStoreH
       expect(await vB.isKnownKey('tg:7', 'sk-proj-rotate-two-0000000002')).toBe(true);
     });
 
+    it('rotation reaches every workspace, odd ids included (wx:group_abc is a WeChat contact, not a group)', async () => {
+      const odd = ['wx:group_abc', 'wx:tg_1', 'tg:group:-1001234', 'tg:-5', 'wx:room-a_b.c@chatroom', 'ops-team'];
+      for (const [i, ws] of odd.entries()) await vault.put(ws, 'OPENAI_API_KEY', bytes(`sk-proj-odd-workspace-${String(i).padStart(6, '0')}`));
+      expect(await store.listScopes(VAULT_DOC)).toEqual([...odd].sort());
+      const mkB = await randomKey();
+      const ringBA = await makeKeyring(mkB, [mkA]);
+      expect(await new Vault(store, ringBA).rotate()).toEqual({ resealed: odd.length, workspaces: odd.length });
+      // The old key gone: every one of them still opens.
+      const vB = new Vault(store, await makeKeyring(mkB));
+      for (const [i, ws] of odd.entries()) {
+        expect(await vB.withKey(ws, 'OPENAI_API_KEY', async (k) => new TextDecoder().decode(k))).toBe(`sk-proj-odd-workspace-${String(i).padStart(6, '0')}`);
+      }
+    });
+
     it('the fingerprint matcher recognises the workspace’s own keys and nothing else', async () => {
       await vault.put('tg:5', 'OPENAI_API_KEY', bytes('sk-proj-mine-abcdefghijklmn'));
       await vault.put('tg:5', 'QWEN_KEY', bytes('sk-qwen-mine-0000000000000'));
