@@ -1,0 +1,37 @@
+/**
+ * CLI cold start: whole-process wall time of `byok templates` (stdout to a pipe, so JSON) next
+ * to a bare `node -e 0` measured in the same run, median of 5 each.
+ *
+ *   npx tsx bench/cli-start.bench.ts
+ */
+import { spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const RUNS = 5;
+
+function runMs(args: string[]): number {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, args, { cwd: root, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, maxBuffer: 64 * 1024 * 1024 });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 0) throw new Error(`${args.join(' ')} exited ${r.status}: ${r.stderr.slice(0, 500)}`);
+  return ms;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+function measure(args: string[]): number {
+  runMs(args); // warm the file cache
+  return median(Array.from({ length: RUNS }, () => runMs(args)));
+}
+
+const bare = measure(['-e', '0']);
+const cli = measure([join(root, 'bin/byok.js'), 'templates']);
+console.log(`CLI cold start, median of ${RUNS} (whole process, wall time)`);
+console.log(`  node -e 0 (baseline)   ${bare.toFixed(0).padStart(6)} ms`);
+console.log(`  byok templates         ${cli.toFixed(0).padStart(6)} ms   ratio ${(cli / bare).toFixed(1)}x`);
+console.log(`target within 3x of bare node: ${cli / bare <= 3 ? 'MET' : 'NOT MET'}`);
