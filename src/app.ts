@@ -23,6 +23,7 @@ import type { Store } from './store/types.ts';
 import { configureVendorNet } from './vendors/net.ts';
 import type { ProbeResult } from './vendors/types.ts';
 import { getWire } from './vendors/wires/index.ts';
+import { registerKeyJobs, scheduleKeyJobs, type KeyJobsDeps } from './jobs/key-health.ts';
 
 export interface AppOptions {
   config: Config;
@@ -82,6 +83,15 @@ export interface App {
   validateRunner: HookedJobRunner;
   /** Notices, one queue per channel: this process consumes the queues of its own channels. */
   notifyRunner: NotifyQueues;
+  /**
+   * Repeating jobs (key-health, key-expiry; src/jobs/key-health.ts) in a queue of their own
+   * (`maintenance`): consumed where validations are (in process, or `npm run worker`).
+   */
+  maintenanceRunner: HookedJobRunner;
+  /** What the key jobs run with (tests call runKeyHealth / runExpirySweep with it). */
+  keyJobs: KeyJobsDeps;
+  /** Schedules the key jobs and consumes them here (app.start does it when it runs the worker). */
+  startMaintenance(): Promise<void>;
   channels: ChannelAdapter[];
   /** Adds a channel: it receives messages from start() on and can be notified. */
   addChannel(adapter: ChannelAdapter): void;
@@ -138,6 +148,23 @@ export async function createApp(opts: AppOptions): Promise<App> {
   validateRunner.onFinalFailure(async (f) => {
     if (f.name === JOB_VALIDATE_KEY && !f.unrecoverable) await onFinal(f.data as ValidateKeyPayload, f.error);
   });
+
+  // One run at a time per process and no retries: a failed run is the next turn's.
+  const maintenanceRunner = createRunner(config, { retry: { attempts: 1, backoffMs: 0, maxBackoffMs: 0 }, queueName: 'maintenance', logger: runnerLog, concurrency: 1 });
+  const stopJobs = new AbortController();
+  const keyJobs: KeyJobsDeps = {
+    store,
+    vault,
+    registry,
+    notifyQueue: notifyRunner,
+    logger,
+    intervalMs: config.keyHealthIntervalMs,
+    concurrency: config.keyHealthConcurrency,
+    probeTimeoutMs: config.validateProbeTimeoutMs,
+    probe: opts.probe,
+    signal: stopJobs.signal,
+  };
+  registerKeyJobs(maintenanceRunner, keyJobs);
 
   const channels: ChannelAdapter[] = [];
   const notifier = new Notifier({ registry, logger, store });
@@ -246,6 +273,7 @@ export async function createApp(opts: AppOptions): Promise<App> {
   }
 
   let started = false;
+  let maintenanceStarted = false;
   let sweeper: NodeJS.Timeout | undefined;
   const app: App = {
     config,
@@ -262,8 +290,16 @@ export async function createApp(opts: AppOptions): Promise<App> {
     server,
     validateRunner,
     notifyRunner,
+    maintenanceRunner,
+    keyJobs,
     channels,
     requeuePending,
+    async startMaintenance() {
+      if (maintenanceStarted) return;
+      maintenanceStarted = true;
+      await scheduleKeyJobs(maintenanceRunner, config);
+      await maintenanceRunner.start();
+    },
     addChannel(adapter) {
       if (started) throw new Error('add channels before start()');
       channels.push(adapter);
@@ -277,6 +313,7 @@ export async function createApp(opts: AppOptions): Promise<App> {
       if (runWorker) {
         await validateRunner.start();
         await requeuePending();
+        await app.startMaintenance();
       }
       if (store.sweepExpired) {
         await store.sweepExpired();
@@ -302,6 +339,8 @@ export async function createApp(opts: AppOptions): Promise<App> {
       logger.info('channels stopped; closing the HTTP server');
       await closeHttp(server, HTTP_CLOSE_GRACE_MS);
       logger.info('HTTP server closed; closing the job queues');
+      stopJobs.abort();
+      await maintenanceRunner.close();
       await validateRunner.close();
       await notifyRunner.close();
       logger.info('job queues closed');

@@ -1,6 +1,5 @@
 import type { Config } from './config.ts';
 import { ByokError } from './errors.ts';
-import type { ChannelRef } from './queue/types.ts';
 import type { KeySource } from './registry/registry.ts';
 import { BoxKeys } from './secrets/box-keys.ts';
 import { loadCheckedMasterKeys, recordRotation } from './secrets/keyring-check.ts';
@@ -17,6 +16,7 @@ import { createLogger } from './log.ts';
 import { withModelSecrets } from './secrets/model-secrets.ts';
 import { scrubProbe } from './secrets/scrub.ts';
 import type { CommandContext, CommandSpec } from './cli.ts';
+import { channelForWorkspace } from './jobs/keys.ts';
 
 /**
  * CLI commands that touch the sealed side: one-time links, key tests, master-key rotation.
@@ -25,7 +25,8 @@ import type { CommandContext, CommandSpec } from './cli.ts';
  */
 const rings = new WeakMap<Store, Promise<MasterKeyring>>();
 
-function ring(ctx: CommandContext): Promise<MasterKeyring> {
+/** The checked master key ring of the command's store (loaded once per store). */
+export function ring(ctx: CommandContext): Promise<MasterKeyring> {
   const store = ctx.store();
   let r = rings.get(store);
   if (!r) {
@@ -51,14 +52,8 @@ export function lazyVaultKeys(getStore: () => Store, getConfig: () => Config): K
   };
 }
 
-/** The chat a workspace's notifications go to when the request starts from the CLI. */
-export function channelForWorkspace(ws: string): ChannelRef {
-  let m: RegExpExecArray | null;
-  if ((m = /^tg:group:(-?\d+)$/.exec(ws))) return { channel: 'telegram', chat_id: m[1] };
-  if ((m = /^tg:(-?\d+)$/.exec(ws))) return { channel: 'telegram', chat_id: m[1], user_id: m[1] };
-  if ((m = /^wx:(.+)$/.exec(ws))) return { channel: 'wechat', chat_id: m[1], user_id: m[1] };
-  return { channel: 'shell', chat_id: 'local', user_id: 'local' };
-}
+/** The chat a workspace's notifications go to when the request starts from the CLI (shared with the key jobs). */
+export { channelForWorkspace };
 
 export const secretCommands: Record<string, CommandSpec> = {
   'request-key': {

@@ -22,6 +22,7 @@ import { ByokError } from './errors.ts';
 import { createRegistry, type Registry } from './registry/registry.ts';
 import { createStore } from './store/index.ts';
 import { lazyVaultKeys, secretCommands } from './cli-secrets.ts';
+import { keyCommands, withKeyFields } from './cli-keys.ts';
 import type { Store } from './store/types.ts';
 
 export interface CliIO {
@@ -177,13 +178,14 @@ export const commands: Record<string, CommandSpec> = {
     summary: 'List the custom models of the workspace',
     usage: 'list [--include-removed]',
     options: { 'include-removed': { type: 'boolean' } },
-    run: async (ctx) => ctx.registry().list_models(ctx.workspace, { include_removed: ctx.values['include-removed'] === true }),
+    // Each model also gets `key`: names, stored, masked ****last4, kind, health, validated/expires at.
+    run: async (ctx) => withKeyFields(ctx, await ctx.registry().list_models(ctx.workspace, { include_removed: ctx.values['include-removed'] === true })),
   },
   get: {
     summary: 'Show one model (id or custom/<id>)',
     usage: 'get <id>',
     positionals: { min: 1, max: 1 },
-    run: async (ctx) => ctx.registry().get(ctx.workspace, ctx.args[0]!),
+    run: async (ctx) => withKeyFields(ctx, await ctx.registry().get(ctx.workspace, ctx.args[0]!)),
   },
   remove: {
     summary: 'Deactivate a model (adding the same id/name again with the same vendor reactivates it)',
@@ -230,7 +232,7 @@ export const commands: Record<string, CommandSpec> = {
   },
 };
 
-Object.assign(commands, secretCommands);
+Object.assign(commands, secretCommands, keyCommands);
 
 export function registerCommand(name: string, spec: CommandSpec): void {
   commands[name] = spec;

@@ -36,6 +36,20 @@ export interface Config {
   trustProxyHops: number;
   /** Operator secret for admin-only routes such as /wechat/qr from a non-loopback peer (BYOK_ADMIN_SECRET). */
   adminSecret?: string;
+  /** How often stored keys are re-checked with the vendor (BYOK_KEY_HEALTH_INTERVAL_HOURS, 24; 0: never). */
+  keyHealthIntervalMs: number;
+  /** Health probes at once per run (BYOK_KEY_HEALTH_CONCURRENCY, 4). */
+  keyHealthConcurrency: number;
+  /** How often expired keys are deleted and "expires tomorrow" notices sent (BYOK_KEY_EXPIRY_SWEEP_MINUTES, 15; 0: never). */
+  keyExpirySweepMs: number;
+}
+
+/** A non-negative number (fractions allowed: tests run hourly jobs every few seconds). */
+function num(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new ByokError('config', `${name} must be a non-negative number, got "${v}"`);
+  return n;
 }
 
 function int(name: string, v: string | undefined, dflt: number): number {
@@ -80,5 +94,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     drainMs: int('BYOK_DRAIN_SECONDS', env.BYOK_DRAIN_SECONDS, 20) * 1000,
     trustProxyHops: Math.max(0, Math.floor(Number(env.TRUST_PROXY) || 0)),
     adminSecret: env.BYOK_ADMIN_SECRET || undefined,
+    keyHealthIntervalMs: Math.round(num('BYOK_KEY_HEALTH_INTERVAL_HOURS', env.BYOK_KEY_HEALTH_INTERVAL_HOURS, 24) * 3_600_000),
+    keyHealthConcurrency: Math.max(1, int('BYOK_KEY_HEALTH_CONCURRENCY', env.BYOK_KEY_HEALTH_CONCURRENCY, 4)),
+    keyExpirySweepMs: Math.round(num('BYOK_KEY_EXPIRY_SWEEP_MINUTES', env.BYOK_KEY_EXPIRY_SWEEP_MINUTES, 15) * 60_000),
   };
 }

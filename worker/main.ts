@@ -5,7 +5,8 @@ import { isByokError } from '../src/errors.ts';
 /**
  * `npm run worker`: consumes validate-key jobs from Redis (BullMQ) and queues each result in
  * the notify queue of the submission's channel (`notify-<channel>`), consumed by the bot
- * processes that run that channel. Any number of workers can share one Redis.
+ * processes that run that channel. Any number of workers can share one Redis. Workers also
+ * run the repeating key jobs (health checks, expiry sweep; see src/jobs/key-health.ts).
  */
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -16,6 +17,8 @@ async function main(): Promise<void> {
   const app = await createApp({ config, runWorker: true });
   await app.boxKeys.current();
   await app.validateRunner.start();
+  // key-health and key-expiry: one shared BullMQ job scheduler each; any worker may run a turn.
+  await app.startMaintenance();
   // Submissions whose job was lost (a crash) or never queued (Redis away during the form
   // POST): at start all of them, then every config.sweepMs those no job has answered yet.
   await app.requeuePending().catch((e) => app.logger.warn({ err: e }, 'requeue of pending submissions failed'));
@@ -37,6 +40,7 @@ async function main(): Promise<void> {
     }, bound).unref();
     app.logger.info('stopping: finishing the validations in flight');
     clearInterval(sweeper);
+    await app.maintenanceRunner.close();
     await app.validateRunner.close();
     await app.notifyRunner.close();
     await app.store.close();

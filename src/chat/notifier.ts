@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { ChannelAdapter } from '../../channels/types.ts';
-import type { Lang } from '../i18n/index.ts';
+import { t, type Lang } from '../i18n/index.ts';
 import type { Logger } from '../log.ts';
 import type { JobContext, NotifyPayload } from '../queue/types.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { Store } from '../store/types.ts';
 import { getTemplate } from '../vendors/templates.ts';
 import { outcomeText } from './outcomes.ts';
+import { formatTime } from './router.ts';
 
 /** How long a sender holds a notice's claim (a crashed sender's claim lapses after it). */
 const CLAIM_MS = 60_000;
@@ -89,6 +90,12 @@ export class Notifier {
 
   private async send(adapter: ChannelAdapter, p: NotifyPayload): Promise<void> {
     const lang: Lang = p.channel.lang ?? 'en';
+    if (p.kind && p.kind !== 'key_result') {
+      // A stored key's life: a message of its own (never an edit of the form's card).
+      await adapter.send(p.channel, { text: keyNoticeText(lang, p), noPreview: true });
+      this.deps.logger.info({ channel: p.channel.channel, kind: p.kind, outcome: p.outcome }, 'key notice delivered');
+      return;
+    }
     const got = await this.deps.registry.get(p.workspace, p.model_id);
     const model = got.ok ? got.model : { id: p.model_id, name: p.model_id, vendor: '' };
     const text = outcomeText(lang, p.outcome, {
@@ -114,5 +121,26 @@ export class Notifier {
       await adapter.send(p.channel, { text, noPreview: true });
     }
     this.deps.logger.info({ channel: p.channel.channel, outcome: p.outcome, model: p.model_id }, 'key result delivered');
+  }
+}
+
+/** Text of a key-life notice (expiring, expired, refused at a health check). */
+export function keyNoticeText(lang: Lang, p: NotifyPayload): string {
+  const ids = p.model_ids?.length ? p.model_ids : p.model_id ? [p.model_id] : [];
+  const params = {
+    vendor: p.vendor_name ?? p.env_var ?? '',
+    masked: p.masked_key ?? '****',
+    env: p.env_var ?? '',
+    id: p.model_id,
+    models: ids.map((id) => `custom/${id}`).join(', '),
+    time: p.expires_at ? formatTime(p.expires_at, lang) : '',
+  };
+  switch (p.kind) {
+    case 'key_expiring':
+      return t(lang, p.model_id ? 'notice.key_expiring' : 'notice.key_expiring_unused', params);
+    case 'key_expired':
+      return t(lang, p.model_id ? 'notice.key_expired' : 'notice.key_expired_unused', params);
+    default:
+      return t(lang, p.outcome === 'quota_exceeded' ? 'notice.key_quota' : 'notice.key_invalid', params);
   }
 }

@@ -16,6 +16,8 @@ import { exampleErrorText, looksLikeExample, registryErrorText } from './registr
 import type { PlatformModels } from './platform.ts';
 import { Relay, type RelayKeys } from './relay.ts';
 import { ChatStateStore, PENDING_TTL_MS } from './state.ts';
+import { CONFIRM_TTL_MS, Confirmations } from './confirmations.ts';
+import { deleteKeyGroup, forgetWorkspace, keyGroups, resolveKeyTarget, type KeyGroup } from '../jobs/keys.ts';
 import { UsageLedger } from './usage.ts';
 
 /** Longest inbound message we relay; longer ones are refused with a clear reply. */
@@ -25,11 +27,17 @@ export interface EnvInputRequester {
   request(params: EnvInputParams): Promise<RequestResult>;
   /** Remember which message shows the form, so the result can edit it (Telegram card). */
   bindMessage?(tokenId: string, messageId: string, launch?: 'web_app' | 'link'): Promise<void>;
+  /** Voids a pending form by its token hash (forget me): its link answers 410. */
+  void?(tokenHash: string): Promise<boolean>;
 }
 
 export interface ChatVault extends RelayKeys {
   list(workspace: string): Promise<Array<{ env_var: string; masked: string }>>;
   fingerprintMatcher(workspace: string): Promise<(candidate: string) => boolean>;
+  /** /byok key delete: the key's names (a pair for AWS), in one update. */
+  deleteMany(workspace: string, envVars: string[]): Promise<string[]>;
+  /** /byok forget. */
+  deleteAll(workspace: string): Promise<number>;
 }
 
 export interface ChatDeps {
@@ -68,10 +76,12 @@ export class ChatRouter {
   readonly state: ChatStateStore;
   readonly usage: UsageLedger;
   readonly relay: Relay;
+  readonly confirmations: Confirmations;
 
   constructor(private readonly deps: ChatDeps) {
     this.state = new ChatStateStore(deps.store);
     this.usage = new UsageLedger(deps.store);
+    this.confirmations = new Confirmations(deps.store);
     this.relay =
       deps.relay ?? new Relay({ vault: deps.vault, usage: this.usage, state: this.state, logger: deps.logger, registry: deps.registry, platform: deps.platform });
   }
@@ -182,7 +192,8 @@ export class ChatRouter {
         if (rest.startsWith('byok_')) {
           // A deep link is one tap on a link anyone can post: it may only start harmless actions.
           const args = deepLinkToArgs(rest);
-          return this.byok(ctx, DEEP_LINK_ACTIONS.has(args.split(' ')[0]) ? args : '');
+          // `key delete` only asks, but a posted link must not even put that question up.
+          return this.byok(ctx, DEEP_LINK_ACTIONS.has(args.split(' ')[0]) && !/^key\s+(delete|remove)\b/i.test(args) ? args : '');
         }
         return this.help(ctx);
       case 'help':
@@ -314,17 +325,28 @@ export class ChatRouter {
       case 'add':
         return this.addTemplate(ctx, args);
       case 'example':
+        // `/byok confirm` then means the example draft, not an older question.
+        await this.confirmations.cancel(ws);
         await this.state.update(this.chatScope(msg), (s) => {
           s.pending = { kind: 'await_example', at: new Date().toISOString() };
         });
         return ctx.reply(ctx.tr('byok.example_prompt'));
-      case 'confirm':
+      case 'confirm': {
+        // A button carries `#<nonce>`; a typed /byok confirm answers the latest question.
+        const nonce = args[0]?.startsWith('#') ? args[0].slice(1) : undefined;
+        if (nonce !== undefined || (await this.confirmations.has(ws))) return this.confirmAction(ctx, nonce);
         return this.confirmExample(ctx, args.join(' '));
+      }
       case 'cancel':
+        await this.confirmations.cancel(ws);
         await this.state.update(this.chatScope(msg), (s) => {
           delete s.pending;
         });
         return ctx.reply(ctx.tr('byok.cancelled'));
+      case 'keys':
+        return this.showKeys(ctx);
+      case 'forget':
+        return this.askForget(ctx);
       case 'list': {
         const res = await reg.list_models(ws);
         if (!res.ok) return ctx.reply(registryErrorText(ctx.lang, res));
@@ -348,6 +370,7 @@ export class ChatRouter {
         return ctx.reply(lines.join('\n'));
       }
       case 'key': {
+        if (/^(delete|remove|rm)$/i.test(args[0] ?? '')) return this.askDeleteKey(ctx, args.slice(1).join(' '));
         const model = await this.modelArg(ctx, args[0]);
         if (model) await this.offerKeyForm(ctx, model, true);
         return;
@@ -408,6 +431,118 @@ export class ChatRouter {
       default:
         return ctx.reply(ctx.tr('byok.unknown_sub', { help: ctx.tr('byok.help') }));
     }
+  }
+
+  // ------------------------------------------------------------- key life
+
+  private keyGroups(ws: string): Promise<KeyGroup[]> {
+    return keyGroups({ store: this.deps.store, registry: this.deps.registry, vault: this.deps.vault }, ws);
+  }
+
+  /** `/byok keys`: every stored key, masked, with its kind, dates, health and models. */
+  private async showKeys(ctx: Ctx): Promise<void> {
+    const groups = await this.keyGroups(ctx.msg.workspace);
+    if (!groups.length) return ctx.reply(ctx.tr('byok.keys_empty'));
+    const when = (iso: string | undefined) => (iso && Number.isFinite(Date.parse(iso)) ? formatTime(iso, ctx.lang) : ctx.tr('byok.keys_unknown'));
+    const lines = [ctx.tr('byok.keys_header')];
+    groups.forEach((g, i) => {
+      const health = g.expired
+        ? ctx.tr('keys.expired')
+        : g.health.status === 'unchecked'
+          ? ctx.tr('keys.health_unchecked')
+          : ctx.tr(`keys.health_${g.health.status}` as MessageKey, { time: when(g.health.checked_at) });
+      lines.push(
+        ctx.tr('byok.keys_item', {
+          n: i + 1,
+          vendor: g.vendor_name,
+          env: g.env_vars.filter((v) => g.stored.includes(v)).join(' + '),
+          kind: g.kind,
+          masked: g.masked ?? '****',
+          validated: when(g.meta.validated_at ?? g.updated_at),
+          expires: g.expires_at ? when(g.expires_at) : ctx.tr('byok.keys_never'),
+          health,
+          models: g.models.length ? g.models.map((m) => MODEL_SELECTOR_PREFIX + m.id).join(', ') : ctx.tr('byok.keys_no_models'),
+        }),
+      );
+    });
+    lines.push('', ctx.tr('byok.keys_footer'));
+    return ctx.reply(lines.join('\n'));
+  }
+
+  /** The confirm / cancel buttons of a question (a numbered list where a channel has no buttons). */
+  private confirmChoices(ctx: Ctx, nonce: string, label: MessageKey): Choice[][] {
+    return [[{ label: ctx.tr(label), data: `/byok confirm #${nonce}` }, { label: ctx.tr('byok.confirm_cancel_button'), data: '/byok cancel' }]];
+  }
+
+  /** `/byok key delete <vendor | model id | KEY_NAME>`: asks first. */
+  private async askDeleteKey(ctx: Ctx, query: string): Promise<void> {
+    const ws = ctx.msg.workspace;
+    if (!query) return ctx.reply(ctx.tr('byok.key_delete_usage'));
+    const groups = await this.keyGroups(ws);
+    let target = resolveKeyTarget(groups, query);
+    if (!target.ok && target.code === 'not_found') {
+      // A model named loosely (its name, a prefix of its id): the registry's own resolution.
+      const res = await this.deps.registry.resolve(ws, query);
+      const g = res.ok ? groups.find((x) => x.env_vars.includes(res.model.api_key_env)) : undefined;
+      if (g) target = { ok: true, group: g };
+    }
+    if (!target.ok) {
+      if (target.code === 'ambiguous') return ctx.reply(ctx.tr('byok.key_delete_ambiguous', { query: query.slice(0, 80), list: target.candidates.map((g) => g.env_var).join(', ') }));
+      return ctx.reply(ctx.tr('byok.key_delete_unknown', { query: query.slice(0, 80) }));
+    }
+    const g = target.group;
+    const nonce = await this.confirmations.ask(ws, { kind: 'delete_key', env_var: g.env_var, env_vars: g.env_vars });
+    const text = ctx.tr('byok.key_delete_confirm', {
+      vendor: g.vendor_name,
+      masked: g.masked ?? '****',
+      env: g.stored.join(' + '),
+      models: g.models.length ? g.models.map((m) => MODEL_SELECTOR_PREFIX + m.id).join(', ') : ctx.tr('byok.keys_no_models'),
+      minutes: Math.round(CONFIRM_TTL_MS / 60_000),
+    });
+    return ctx.reply(text, { choices: this.confirmChoices(ctx, nonce, 'byok.confirm_delete_button') });
+  }
+
+  /** `/byok forget`: asks first, naming what would go. */
+  private async askForget(ctx: Ctx): Promise<void> {
+    const ws = ctx.msg.workspace;
+    const [keys, models] = await Promise.all([this.deps.vault.list(ws), this.deps.registry.list_models(ws, { include_removed: true })]);
+    const nonce = await this.confirmations.ask(ws, { kind: 'forget' });
+    const text = ctx.tr('byok.forget_confirm', { keys: keys.length, models: models.ok ? models.models.length : 0, minutes: Math.round(CONFIRM_TTL_MS / 60_000) });
+    return ctx.reply(text, { choices: this.confirmChoices(ctx, nonce, 'byok.forget_button') });
+  }
+
+  /** `/byok confirm [#nonce]` for a pending key deletion or forget (taken once, across processes). */
+  private async confirmAction(ctx: Ctx, nonce: string | undefined): Promise<void> {
+    const ws = ctx.msg.workspace;
+    const action = await this.confirmations.take(ws, nonce);
+    if (!action) return ctx.reply(ctx.tr('byok.confirm_none', { minutes: Math.round(CONFIRM_TTL_MS / 60_000) }));
+    if (action.kind === 'forget') {
+      const r = await forgetWorkspace({ store: this.deps.store, vault: this.deps.vault, voidForm: async (h) => (await this.deps.requests.void?.(h)) ?? false }, ws);
+      this.deps.logger.info({ channel: ctx.msg.channel, ...r }, 'workspace forgotten');
+      return ctx.reply(
+        ctx.tr('byok.forgotten', {
+          keys: r.keys,
+          models: r.models,
+          usage: r.usage,
+          forms: r.forms,
+          submissions: r.submissions,
+          messages: r.chat_messages,
+          groups: r.groups ? ctx.tr('byok.forgotten_groups', { n: r.groups }) : '',
+        }),
+      );
+    }
+    const g = (await this.keyGroups(ws)).find((x) => x.env_vars.includes(action.env_var));
+    if (!g) return ctx.reply(ctx.tr('byok.key_deleted_gone'));
+    const names = [...new Set([...action.env_vars, ...g.env_vars])];
+    const r = await deleteKeyGroup({ vault: this.deps.vault, registry: this.deps.registry }, ws, names, { code: 'key_deleted', message: 'the key was deleted by its owner' });
+    return ctx.reply(
+      ctx.tr('byok.key_deleted', {
+        vendor: g.vendor_name,
+        masked: g.masked ?? '****',
+        env: r.deleted.join(' + ') || g.env_var,
+        models: r.models.length ? r.models.map((id) => MODEL_SELECTOR_PREFIX + id).join(', ') : ctx.tr('byok.keys_no_models'),
+      }),
+    );
   }
 
   private async modelArg(ctx: Ctx, arg: string | undefined): Promise<CustomModel | undefined> {

@@ -13,7 +13,7 @@ import {
   type HookedJobRunner,
   type RunnerLogger,
 } from './inprocess-runner.ts';
-import { DEFAULT_RETRY, UnrecoverableError, type JobHandler, type RetryPolicy } from './types.ts';
+import { DEFAULT_RETRY, UnrecoverableError, type JobHandler, type RetryPolicy, type ScheduleOptions } from './types.ts';
 
 export interface BullMQRunnerOptions {
   /**
@@ -116,6 +116,30 @@ export class BullMQRunner implements HookedJobRunner {
     if (opts.delayMs && opts.delayMs > 0) jobOpts.delay = opts.delayMs;
     const job = await this.queue.add(name, data as any, jobOpts);
     return job.id!;
+  }
+
+  /**
+   * A BullMQ job scheduler with id `name`: one per Redis, whichever process upserts it. The
+   * first upsert sets the first run to now + firstDelayMs + jitter (startDate), so a fleet
+   * starting at once does not fire; a later upsert with the same interval keeps the pending
+   * run's time (BullMQ replaces the delayed job at the same millis). `everyMs` 0 removes it.
+   * Runs are not retried (attempts 1) and leave nothing behind (removeOnComplete/Fail).
+   * Keep scheduled jobs in a queue of their own: its delayed job never lets drain() finish.
+   */
+  async schedule<T>(name: string, everyMs: number, opts: ScheduleOptions<T> = {}): Promise<void> {
+    if (this.closed) throw new ByokError('internal', 'job runner is closed');
+    if (name.includes(':')) throw new ByokError('invalid_input', `scheduler id "${name}" must not contain ":"`);
+    if (!(everyMs > 0)) {
+      await this.queue.removeJobScheduler(name);
+      return;
+    }
+    const jitter = Math.floor(Math.random() * Math.max(0, opts.jitterMs ?? 0));
+    const every = Math.max(1_000, Math.round(everyMs));
+    await this.queue.upsertJobScheduler(
+      name,
+      { every, startDate: Date.now() + Math.max(0, opts.firstDelayMs ?? every) + jitter },
+      { name, data: (opts.data ?? {}) as any, opts: { attempts: 1, removeOnComplete: true, removeOnFail: true } },
+    );
   }
 
   async start(): Promise<void> {

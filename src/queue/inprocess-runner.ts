@@ -1,5 +1,5 @@
 import { ByokError } from '../errors.ts';
-import { DEFAULT_RETRY, UnrecoverableError, type JobContext, type JobHandler, type JobRunner, type RetryPolicy } from './types.ts';
+import { DEFAULT_RETRY, UnrecoverableError, type JobContext, type JobHandler, type JobRunner, type RetryPolicy, type ScheduleOptions } from './types.ts';
 
 /** What the final-failure hook learns: the job, its last error, and how many tries it had. */
 export interface FinalFailure<T = unknown> {
@@ -96,6 +96,8 @@ export class InProcessRunner implements HookedJobRunner {
   private readonly ready: PendingJob[] = [];
   private readonly hooksInFlight = new Set<Promise<void>>();
   private readonly running = new Set<Promise<void>>();
+  /** Repeating jobs (schedule): one timer per name. */
+  private readonly schedules = new Map<string, NodeJS.Timeout>();
   private idleWaiters: Array<() => void> = [];
   private readonly retry: RetryPolicy;
   private readonly concurrency: number;
@@ -129,7 +131,7 @@ export class InProcessRunner implements HookedJobRunner {
     while (id === undefined || (opts.jobId === undefined && this.jobs.has(id))) id = String(++this.seq);
     const job: PendingJob = { id, name, data: data === undefined ? undefined : JSON.parse(JSON.stringify(data)), failed: 0 };
     this.jobs.set(id, job);
-    if (opts.delayMs && opts.delayMs > 0) this.schedule(job, opts.delayMs);
+    if (opts.delayMs && opts.delayMs > 0) this.delayJob(job, opts.delayMs);
     else this.ready.push(job);
     this.pump();
     return id;
@@ -141,6 +143,31 @@ export class InProcessRunner implements HookedJobRunner {
     this.pump();
   }
 
+  /**
+   * A timer: first run after `firstDelayMs` (default one interval) plus jitter, then every
+   * `everyMs` plus jitter. Each turn enqueues one job under a fixed id, so a run still going
+   * when the next turn comes is not doubled. Timers do not hold the process open.
+   */
+  async schedule<T>(name: string, everyMs: number, opts: ScheduleOptions<T> = {}): Promise<void> {
+    if (this.closed) throw new ByokError('internal', 'job runner is closed');
+    const prev = this.schedules.get(name);
+    if (prev) clearTimeout(prev);
+    this.schedules.delete(name);
+    if (!(everyMs > 0)) return;
+    const jitter = () => Math.floor(Math.random() * Math.max(0, opts.jitterMs ?? 0));
+    const jobId = `sched-${name}`.replace(/:/g, '_');
+    const arm = (delay: number) => {
+      const timer = setTimeout(() => {
+        if (this.closed || this.schedules.get(name) !== timer) return;
+        void this.enqueue(name, opts.data, { jobId }).catch((e) => this.logger?.warn({ err: toError(e), job: name }, 'scheduled job not queued'));
+        arm(everyMs + jitter());
+      }, delay);
+      timer.unref();
+      this.schedules.set(name, timer);
+    };
+    arm(Math.max(0, opts.firstDelayMs ?? everyMs) + jitter());
+  }
+
   /** Resolves when nothing is waiting, delayed or running, and final-failure hooks are done. */
   drain(): Promise<void> {
     if (this.isIdle()) return Promise.resolve();
@@ -150,6 +177,8 @@ export class InProcessRunner implements HookedJobRunner {
   /** Stops taking jobs, cancels pending retries, waits for running jobs to finish. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const timer of this.schedules.values()) clearTimeout(timer);
+    this.schedules.clear();
     for (const job of this.jobs.values()) if (job.timer) clearTimeout(job.timer);
     this.ready.length = 0;
     await Promise.allSettled([...this.running]);
@@ -158,7 +187,7 @@ export class InProcessRunner implements HookedJobRunner {
     this.wakeIdle();
   }
 
-  private schedule(job: PendingJob, delayMs: number): void {
+  private delayJob(job: PendingJob, delayMs: number): void {
     job.timer = setTimeout(() => {
       job.timer = undefined;
       if (this.closed) return;
@@ -193,7 +222,7 @@ export class InProcessRunner implements HookedJobRunner {
       if (!unrecoverable && job.failed < this.retry.attempts) {
         // Shutting down: drop the retry quietly rather than report a final failure.
         if (this.closed) this.jobs.delete(job.id);
-        else this.schedule(job, retryDelay(this.retry, job.failed, e));
+        else this.delayJob(job, retryDelay(this.retry, job.failed, e));
         return;
       }
       this.jobs.delete(job.id);

@@ -61,6 +61,11 @@ export class NotifyQueues implements HookedJobRunner {
     return this.runner(notifyQueueName(channel)).enqueue(name, data, opts);
   }
 
+  /** Notices are queued by events, never on a timer. */
+  async schedule(): Promise<void> {
+    throw new ByokError('internal', 'notice queues take no scheduled jobs; schedule on a runner of its own');
+  }
+
   async start(): Promise<void> {
     if (this.closed) throw new ByokError('internal', 'job runner is closed');
     this.started = true;

@@ -64,13 +64,70 @@ export interface KeyMeta {
   expires_at?: string | null;
   /** Where the key was submitted from: expiry and health notices go there. */
   channel?: ChannelRef;
+  /** The last periodic health check (src/jobs/key-health.ts); absent: never checked. */
+  health?: KeyHealth;
+  /** expires_at of the key the "expires tomorrow" notice was queued for (sent once per expiry). */
+  expiry_warned?: string;
+}
+
+/** Definite answers of a health probe; transient ones (rate limits, outages) are not recorded. */
+export type KeyHealthStatus = 'ok' | 'invalid_key' | 'quota_exceeded';
+export interface KeyHealth {
+  status: KeyHealthStatus;
+  checked_at: string;
+  /** When the status last changed (names the notice of that change, so it is sent once). */
+  since?: string;
 }
 export type VaultDoc = Record<string, SealedRecord>;
+
+export interface PutOptions {
+  /** Store only when the current record has this version (see recordVersion); else ByokError 'conflict'. */
+  ifVersion?: string;
+}
+
+/** A record's version: its random nonce, new on every seal (never key material). */
+export function recordVersion(rec: SealedRecord | undefined): string | undefined {
+  return rec && typeof rec === 'object' && typeof rec.nonce === 'string' ? rec.nonce : undefined;
+}
+
+/**
+ * Every stored key of a workspace with its metadata, without the master key (no last-4): for
+ * readers that must not load or create one (`byok list` on a fresh data dir) and the sweeps.
+ */
+export async function readVaultMeta(store: Pick<Store, 'getDoc'>, ws: string): Promise<VaultMetaEntry[]> {
+  checkWorkspace(ws);
+  const doc = await store.getDoc<VaultDoc>(ws, VAULT_DOC);
+  if (!doc || typeof doc !== 'object') return [];
+  const out: VaultMetaEntry[] = [];
+  for (const envVar of Object.keys(doc).sort()) {
+    const rec = doc[envVar];
+    if (!ENV_VAR_RE.test(envVar) || !isRecord(rec)) continue;
+    out.push({ env_var: envVar, updated_at: rec.updated_at, version: rec.nonce, ...(rec.meta && { meta: { ...rec.meta } }) });
+  }
+  return out;
+}
 
 export interface VaultEntry {
   env_var: string;
   masked: string;
   updated_at: string;
+  /** Plain metadata (kind, validated_at, expires_at, channel, health), when recorded. */
+  meta?: KeyMeta;
+}
+
+/** A record whose meta.expires_at has passed: treated as absent until the sweep deletes it. */
+export function isExpired(meta: KeyMeta | undefined, now = Date.now()): boolean {
+  const at = meta?.expires_at ? Date.parse(meta.expires_at) : NaN;
+  return Number.isFinite(at) && at <= now;
+}
+
+/** A stored key as the sweeps and listings see it without the master key (no last-4). */
+export interface VaultMetaEntry {
+  env_var: string;
+  updated_at: string;
+  /** recordVersion: changes whenever the key is sealed again (replaced, refreshed, rotated). */
+  version: string;
+  meta?: KeyMeta;
 }
 
 /** What the registry, probe and relay need: existence, and scoped access to the key. */
@@ -134,20 +191,28 @@ export class Vault implements KeySource {
   ) {}
 
   /** Seals and stores a key (replacing any previous one). Does not wipe `key`: the caller owns it. */
-  async put(ws: string, envVar: string, key: Uint8Array, meta?: KeyMeta): Promise<{ masked: string; updated_at: string }> {
+  async put(ws: string, envVar: string, key: Uint8Array, meta?: KeyMeta, opts?: PutOptions): Promise<{ masked: string; updated_at: string }> {
     checkPlace(ws, envVar);
     if (!(key instanceof Uint8Array) || key.length === 0) throw new ByokError('invalid_input', 'the key is empty');
     if (key.length > MAX_KEY_BYTES) throw new ByokError('too_large', `the key is longer than ${MAX_KEY_BYTES} bytes`);
     const s = await getSodium();
     const updated_at = new Date().toISOString();
     const rec: SealedRecord = { ...this.seal(s, ws, envVar, key, updated_at), ...(meta && { meta: { ...meta } }) };
-    await this.store.updateDoc<VaultDoc, void>(ws, VAULT_DOC, (cur) => ({ value: { ...(cur ?? {}), [envVar]: rec }, result: undefined }));
+    await this.store.updateDoc<VaultDoc, void>(ws, VAULT_DOC, (cur) => {
+      // Compare-and-set (OAuth refresh): the record must still be the one the caller read.
+      if (opts?.ifVersion !== undefined && recordVersion(recordOf(cur, envVar)) !== opts.ifVersion) {
+        throw new ByokError('conflict', `the stored ${envVar} changed meanwhile; it was not overwritten`, { env_var: envVar });
+      }
+      return { value: { ...(cur ?? {}), [envVar]: rec }, result: undefined };
+    });
     return { masked: maskKey(key), updated_at };
   }
 
+  /** False for a key past its expires_at too: it is never used again, even before the sweep deletes it. */
   async has(ws: string, envVar: string): Promise<boolean> {
     checkPlace(ws, envVar);
-    return recordOf(await this.store.getDoc<VaultDoc>(ws, VAULT_DOC), envVar) !== undefined;
+    const rec = recordOf(await this.store.getDoc<VaultDoc>(ws, VAULT_DOC), envVar);
+    return rec !== undefined && !isExpired(rec.meta);
   }
 
   /** Removes a key; true when one was stored. The document goes when its last key does. */
@@ -161,7 +226,40 @@ export class Vault implements KeySource {
     });
   }
 
-  /** Stored key names with their masked form; never opens a key. */
+  /** Removes several keys in one update (a key pair such as AWS's); returns the names that were stored. */
+  async deleteMany(ws: string, envVars: string[]): Promise<string[]> {
+    for (const v of envVars) checkPlace(ws, v);
+    return this.store.updateDoc<VaultDoc, string[]>(ws, VAULT_DOC, (cur) => {
+      const gone = [...new Set(envVars)].filter((v) => recordOf(cur, v));
+      if (!gone.length) return { value: cur, result: [] };
+      const next = { ...cur } as VaultDoc;
+      for (const v of gone) delete next[v];
+      return { value: Object.keys(next).length ? next : undefined, result: gone };
+    });
+  }
+
+  /** Removes every key of a workspace (forget me); returns how many were stored. */
+  async deleteAll(ws: string): Promise<number> {
+    checkWorkspace(ws);
+    return this.store.updateDoc<VaultDoc, number>(ws, VAULT_DOC, (cur) => ({ value: undefined, result: Object.keys(cur ?? {}).length }));
+  }
+
+  /**
+   * Changes a key's plain metadata without touching the sealed part (no re-seal; the key is
+   * never opened). `fn` gets a copy of the current meta and returns the new one. False when
+   * no such key is stored, or when `ifVersion` (see recordVersion) no longer matches: the key
+   * was replaced meanwhile and what was learnt about the old one does not apply to it.
+   */
+  async updateMeta(ws: string, envVar: string, fn: (meta: KeyMeta) => KeyMeta, opts?: { ifVersion?: string }): Promise<boolean> {
+    checkPlace(ws, envVar);
+    return this.store.updateDoc<VaultDoc, boolean>(ws, VAULT_DOC, (cur) => {
+      const rec = recordOf(cur, envVar);
+      if (!rec || !isRecord(rec) || (opts?.ifVersion !== undefined && recordVersion(rec) !== opts.ifVersion)) return { value: cur, result: false };
+      return { value: { ...cur, [envVar]: { ...rec, meta: fn({ ...(rec.meta ?? {}) }) } }, result: true };
+    });
+  }
+
+  /** Stored key names with their masked form and metadata; never opens a key. */
   async list(ws: string): Promise<VaultEntry[]> {
     checkWorkspace(ws);
     const doc = await this.store.getDoc<VaultDoc>(ws, VAULT_DOC);
@@ -171,20 +269,21 @@ export class Vault implements KeySource {
     for (const envVar of Object.keys(doc).sort()) {
       const rec = doc[envVar];
       if (!ENV_VAR_RE.test(envVar) || !isRecord(rec)) continue;
-      out.push({ env_var: envVar, masked: maskLast4(this.openLast4(s, ws, envVar, rec)), updated_at: rec.updated_at });
+      out.push({ env_var: envVar, masked: maskLast4(this.openLast4(s, ws, envVar, rec)), updated_at: rec.updated_at, ...(rec.meta && { meta: { ...rec.meta } }) });
     }
     return out;
   }
 
   /**
    * The only way to read a key: opens it, calls `fn`, and zeroes the plaintext when `fn`
-   * settles (`fn` must not keep the array or copies of it). Undefined when none is stored;
-   * throws ByokError when the record does not open (altered, copied, unknown master key).
+   * settles (`fn` must not keep the array or copies of it). Undefined when none is stored
+   * or it is past its expires_at; throws ByokError when the record does not open (altered,
+   * copied, unknown master key).
    */
   async withKey<T>(ws: string, envVar: string, fn: (key: Uint8Array) => Promise<T> | T): Promise<T | undefined> {
     checkPlace(ws, envVar);
     const rec = recordOf(await this.store.getDoc<VaultDoc>(ws, VAULT_DOC), envVar);
-    if (rec === undefined) return undefined;
+    if (rec === undefined || isExpired(rec.meta)) return undefined;
     const s = await getSodium();
     const key = this.openRecord(s, ws, envVar, rec);
     try {
