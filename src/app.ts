@@ -11,12 +11,11 @@ import { JOB_NOTIFY, JOB_VALIDATE_KEY, type ChannelRef, type NotifyPayload, type
 import { createRegistry, type Registry } from './registry/registry.ts';
 import { BoxKeys } from './secrets/box-keys.ts';
 import { redactKeys } from './secrets/detector.ts';
-import { scrubProbe } from './secrets/scrub.ts';
 import { loadCheckedMasterKeys } from './secrets/keyring-check.ts';
 import { Vault } from './secrets/vault.ts';
 import { buildServer, type RateLimits } from './secure-input/server.ts';
-import { Submissions, type Submission } from './secure-input/submissions.ts';
-import { withModelSecrets } from './secrets/model-secrets.ts';
+import { submissionFields, Submissions, type Submission } from './secure-input/submissions.ts';
+import { probeWithCredentials } from './credentials/index.ts';
 import { EnvInputRequests } from './secure-input/tokens.ts';
 import { createStore } from './store/index.ts';
 import type { Store } from './store/types.ts';
@@ -24,6 +23,8 @@ import { configureVendorNet } from './vendors/net.ts';
 import type { ProbeResult } from './vendors/types.ts';
 import { getWire } from './vendors/wires/index.ts';
 import { registerKeyJobs, scheduleKeyJobs, type KeyJobsDeps } from './jobs/key-health.ts';
+import { ByokError } from './errors.ts';
+import { offeredTemplates } from './vendors/templates.ts';
 
 export interface AppOptions {
   config: Config;
@@ -114,6 +115,12 @@ export async function createApp(opts: AppOptions): Promise<App> {
   setLogRedactor((s) => redactKeys(s));
   const logger = opts.logger ?? createLogger({ level: config.logLevel });
   configureVendorNet({ allowPrivate: config.allowPrivateBaseUrls, allowlist: config.baseUrlAllowlist });
+  // A mistyped BYOK_TEMPLATES / BYOK_TEMPLATES_DISABLED stops the start, not a user later.
+  try {
+    offeredTemplates();
+  } catch (e) {
+    throw new ByokError('config', (e as Error).message);
+  }
 
   const store = createStore(config);
   // Refuses (config error) a key that does not match the store's; never generates one beside sealed data or on Redis.
@@ -198,8 +205,9 @@ export async function createApp(opts: AppOptions): Promise<App> {
       return true;
     },
     async probeStored(ws, model): Promise<ProbeResult> {
-      const r = await withModelSecrets(vault, ws, model, async (secrets) => scrubProbe(await getWire(model.wire).probe(model, secrets), secrets));
-      return r ?? { outcome: 'invalid_key', message: 'no key stored' };
+      // OAuth files: refreshed first when due (one refresh across processes), like the relay.
+      const r = await probeWithCredentials({ vault, store }, ws, model, (m, secrets, o) => getWire(m.wire).probe(m, secrets, o));
+      return r?.result ?? { outcome: 'invalid_key', message: 'no key stored' };
     },
   });
 
@@ -215,16 +223,8 @@ export async function createApp(opts: AppOptions): Promise<App> {
     trustProxy: trustHops > 0 ? (_address: string, hop: number) => hop < trustHops : false,
     async onSubmit(ctx) {
       const { record } = ctx;
-      const sealed: Record<string, string> = {};
-      for (const [env, box] of Object.entries(ctx.boxes)) sealed[env] = Buffer.from(box).toString('base64');
-      const sub = await submissions.add(record.workspace, {
-        model_id: record.model_id,
-        key_id: ctx.key_id,
-        sealed,
-        token_hash: ctx.token_hash,
-        channel: record.channel,
-        lang: record.lang,
-      });
+      // The sealed boxes plus the form's plain choices (expiry, Gemini project id).
+      const sub = await submissions.add(record.workspace, submissionFields(ctx));
       await markValidating(record.workspace, record.model_id);
       // Saved: a failed enqueue (Redis away) must not put the token back; the workers'
       // sweep (requeuePending) queues the submission when Redis is back.

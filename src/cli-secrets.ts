@@ -13,8 +13,7 @@ import { getTemplate } from './vendors/templates.ts';
 import { getWire } from './vendors/wires/index.ts';
 import { validateKeyHandler } from '../worker/validate-key.ts';
 import { createLogger } from './log.ts';
-import { withModelSecrets } from './secrets/model-secrets.ts';
-import { scrubProbe } from './secrets/scrub.ts';
+import { probeWithCredentials } from './credentials/index.ts';
 import type { CommandContext, CommandSpec } from './cli.ts';
 import { channelForWorkspace } from './jobs/keys.ts';
 
@@ -100,6 +99,7 @@ export const secretCommands: Record<string, CommandSpec> = {
       const got = await ctx.registry().get(ctx.workspace, ctx.args[0]!);
       if (!got.ok) return got;
       const model = got.model;
+      ctx.progress(`checking ${getTemplate(model.vendor)?.name ?? (URL.canParse(model.base_url) ? new URL(model.base_url).host : model.vendor)} (custom/${model.id})`);
       const store = ctx.store();
       const r = await ring(ctx);
       const vault = new Vault(store, r);
@@ -125,7 +125,8 @@ export const secretCommands: Record<string, CommandSpec> = {
           return { ok: false, code: 'rejected', model_id: model.id, outcome, error: `the vendor answered ${outcome}` };
         }
       }
-      const result = await withModelSecrets(vault, ctx.workspace, model, async (secrets) => scrubProbe(await getWire(model.wire).probe(model, secrets), secrets));
+      const probed = await probeWithCredentials({ vault, store: ctx.store() }, ctx.workspace, model, (m, secrets, o) => getWire(m.wire).probe(m, secrets, o));
+      const result = probed?.result;
       if (!result) return { ok: false, code: 'need_env_input', error: `no key stored for custom/${model.id}; run byok request-key ${model.id}` };
       if (result.outcome === 'ok') {
         await ctx.registry().set_status(ctx.workspace, model.id, 'active');

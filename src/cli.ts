@@ -7,7 +7,10 @@
  * stream): `{ "ok": true, ... }` or `{ "ok": false, "error": "...", "code": "..." }`.
  * Exit codes: 0 ok:true, 1 ok:false (the call was refused or failed), 2 usage error
  * (`{ "ok": false, "code": "usage", "error": "...", "usage": "..." }` on stdout).
- * `guard` is the exception: it streams JSON lines (see secrets/guard-cli.ts).
+ * `guard` is the exception: it streams JSON lines (see secrets/guard-cli.ts); and `templates`
+ * prints a short table when stdout is a terminal (JSON when piped, or with --json).
+ * A command still running after a few seconds says so on stderr ("checking Qwen… still
+ * waiting (10 s)"), never on stdout.
  * The data dir comes from BYOK_DATA_DIR (default ./data).
  *
  * Adding a command: add an entry to `commands` (or call `registerCommand`) with its options,
@@ -15,11 +18,12 @@
  * or a number (the command printed its own output; that is the exit code).
  */
 import { realpathSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig, type Config } from './config.ts';
 import { ByokError } from './errors.ts';
-import { createRegistry, type Registry } from './registry/registry.ts';
+import { addArgsFromDraft, createRegistry, type AddArgs, type Registry, type TemplateSummary } from './registry/registry.ts';
 import { createStore } from './store/index.ts';
 import { lazyVaultKeys, secretCommands } from './cli-secrets.ts';
 import { keyCommands, withKeyFields } from './cli-keys.ts';
@@ -27,7 +31,8 @@ import type { Store } from './store/types.ts';
 
 export interface CliIO {
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
-  stdout: NodeJS.WritableStream;
+  /** isTTY: a person is reading (some commands then print a table instead of JSON). */
+  stdout: NodeJS.WritableStream & { isTTY?: boolean };
   stderr: NodeJS.WritableStream;
   env: NodeJS.ProcessEnv;
 }
@@ -45,6 +50,8 @@ export interface CommandContext {
   config(): Config;
   store(): Store;
   registry(): Registry;
+  /** Names what the command is waiting on, for the progress lines on stderr (`checking Qwen`). */
+  progress(label: string): void;
 }
 
 export interface CommandSpec {
@@ -56,6 +63,8 @@ export interface CommandSpec {
   positionals?: { min: number; max: number };
   /** Required string options. */
   required?: string[];
+  /** false: no "still waiting" lines (a command that streams its own output, or waits on the user). */
+  progress?: false;
   run(ctx: CommandContext): Promise<object | number>;
 }
 
@@ -63,6 +72,25 @@ export interface CliDeps {
   /** Builds the registry; the vault-backed KeySource is wired in here later. */
   makeRegistry?: (store: Store, config: Config, env: NodeJS.ProcessEnv) => Registry;
   makeStore?: (config: Config) => Store;
+  /** How often a slow command says it is still waiting (default PROGRESS_EVERY_MS). */
+  progressEveryMs?: number;
+}
+
+/** A command silent this long prints "… still waiting (N s)" on stderr, and again as often. */
+export const PROGRESS_EVERY_MS = 5000;
+
+/**
+ * Progress lines for a slow command, on stderr only: stdout stays one JSON document.
+ * Returns the stop function.
+ */
+function startProgress(stderr: NodeJS.WritableStream, everyMs: number, label: () => string): () => void {
+  const started = Date.now();
+  const timer = setInterval(() => {
+    const secs = Math.round((Date.now() - started) / 1000);
+    stderr.write(`${label()}… still waiting (${secs} s)\n`);
+  }, everyMs);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 export class UsageError extends Error {
@@ -105,22 +133,73 @@ async function readStdin(stdin: NodeJS.ReadableStream, max: number): Promise<str
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** `--draft -` (stdin) or `--draft FILE`: the draft's JSON text. */
+async function readDraft(ctx: CommandContext, from: string): Promise<string> {
+  const tooLarge = `the draft is larger than ${MAX_STDIN_BYTES / 1024 / 1024} MB`;
+  if (from === '-') {
+    if (ctx.io.stdin.isTTY) throw new UsageError('pipe the draft on stdin, e.g. byok parse-example < example.sh | byok add --draft -');
+    const text = await readStdin(ctx.io.stdin, MAX_STDIN_BYTES);
+    if (text === undefined) throw new UsageError(tooLarge);
+    return text;
+  }
+  let size: number;
+  try {
+    size = (await stat(from)).size;
+  } catch {
+    throw new UsageError(`cannot read the draft file ${JSON.stringify(from.slice(0, 200))}`);
+  }
+  if (size > MAX_STDIN_BYTES) throw new UsageError(tooLarge);
+  return readFile(from, 'utf8');
+}
+
+/**
+ * `byok templates`: the full JSON (tens of KB) is for scripts, so it is what a pipe gets, and
+ * what --json forces; a person at a terminal gets a short table.
+ */
+export function templatesFormat(stdoutIsTTY: boolean, forceJson: boolean): 'table' | 'json' {
+  return forceJson || !stdoutIsTTY ? 'json' : 'table';
+}
+
+/** One line per template: id, name, wire, credential kind; then where the details are. */
+export function templatesTable(templates: Array<Pick<TemplateSummary, 'id' | 'name' | 'wire' | 'credential_kind'>>): string {
+  const head = ['ID', 'NAME', 'WIRE', 'CREDENTIAL'];
+  const rows = templates.map((t) => [t.id, t.name, t.wire, t.credential_kind]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  return [
+    line(head),
+    ...rows.map(line),
+    '',
+    `${templates.length} templates. Register one: byok add-template <id>. Details: byok templates --json.`,
+    '',
+  ].join('\n');
+}
+
 export const commands: Record<string, CommandSpec> = {
   templates: {
-    summary: 'List the curated vendor templates',
-    usage: 'templates',
-    run: async (ctx) => ctx.registry().templates(),
+    summary: 'List the curated vendor templates (a short table on a terminal, JSON when piped or with --json)',
+    usage: 'templates [--json]',
+    options: { json: { type: 'boolean' } },
+    run: async (ctx) => {
+      const res = ctx.registry().templates();
+      if (!res.ok || templatesFormat(ctx.io.stdout.isTTY === true, ctx.values.json === true) === 'json') return res;
+      ctx.io.stdout.write(templatesTable(res.templates));
+      return 0;
+    },
   },
   'vendor-models': {
     summary: "List a vendor's models (live /models with the stored key when the vendor supports it, else the curated list)",
     usage: 'vendor-models <vendor> [--base-url URL]',
     positionals: { min: 1, max: 1 },
     options: { 'base-url': { type: 'string' } },
-    run: async (ctx) => ctx.registry().list_vendor_models(ctx.workspace, ctx.args[0]!, { base_url: str(ctx.values['base-url']) }),
+    run: async (ctx) => {
+      ctx.progress(`asking ${ctx.args[0]!.slice(0, 40)} for its models`);
+      return ctx.registry().list_vendor_models(ctx.workspace, ctx.args[0]!, { base_url: str(ctx.values['base-url']) });
+    },
   },
   'add-template': {
     summary: 'Register a model of a curated vendor (answers need_env_input when the key is not stored yet)',
-    usage: 'add-template <vendor> [--model M] [--name N] [--base-url U] [--max-tokens N] [--id ID]',
+    usage: 'add-template <vendor> [--model M] [--name N] [--base-url U] [--max-tokens N] [--id ID] [--token-url U]',
     positionals: { min: 1, max: 1 },
     options: {
       model: { type: 'string' },
@@ -128,6 +207,7 @@ export const commands: Record<string, CommandSpec> = {
       'base-url': { type: 'string' },
       'max-tokens': { type: 'string' },
       id: { type: 'string' },
+      'token-url': { type: 'string' },
     },
     run: async (ctx) =>
       ctx.registry().add_template(ctx.workspace, ctx.args[0]!, {
@@ -136,6 +216,7 @@ export const commands: Record<string, CommandSpec> = {
         base_url: str(ctx.values['base-url']),
         max_tokens: intOpt(ctx.values['max-tokens']),
         id: str(ctx.values.id),
+        token_url: str(ctx.values['token-url']),
       }),
   },
   'parse-example': {
@@ -149,10 +230,11 @@ export const commands: Record<string, CommandSpec> = {
     },
   },
   add: {
-    summary: 'Register any endpoint (use parse-example first to fill the fields)',
-    usage: 'add --model M --base-url URL [--wire openai|anthropic|azure-openai] [--name N] [--env-var V] [--max-tokens N] [--key-optional] [--id ID]',
-    required: ['model', 'base-url'],
+    summary: 'Register any endpoint: from parse-example\'s draft (--draft - reads it from stdin), or from the fields given',
+    usage:
+      'add --draft -|FILE | --model M --base-url URL [--wire openai|anthropic|azure-openai] [--name N] [--env-var V] [--max-tokens N] [--key-optional] [--id ID]   (e.g. byok parse-example < ex.sh | byok add --draft -; flags override the draft)',
     options: {
+      draft: { type: 'string' },
       model: { type: 'string' },
       'base-url': { type: 'string' },
       wire: { type: 'string' },
@@ -162,17 +244,37 @@ export const commands: Record<string, CommandSpec> = {
       'key-optional': { type: 'boolean' },
       id: { type: 'string' },
     },
-    run: async (ctx) =>
-      ctx.registry().add(ctx.workspace, {
-        upstream_model: str(ctx.values.model)!,
-        base_url: str(ctx.values['base-url'])!,
-        wire: str(ctx.values.wire) as 'openai' | undefined,
-        name: str(ctx.values.name),
-        api_key_env: str(ctx.values['env-var']),
-        max_tokens: intOpt(ctx.values['max-tokens']),
-        key_optional: ctx.values['key-optional'] === true ? true : undefined,
-        id: str(ctx.values.id),
-      }),
+    run: async (ctx) => {
+      const draftPath = str(ctx.values.draft);
+      let base: AddArgs | undefined;
+      if (draftPath !== undefined) {
+        const text = await readDraft(ctx, draftPath);
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          return { ok: false, code: 'invalid_input', error: 'the draft is not JSON: pipe the output of byok parse-example, or give a JSON file' };
+        }
+        const res = addArgsFromDraft(json);
+        if (!res.ok) return res;
+        base = res.args;
+      } else {
+        for (const r of ['model', 'base-url']) if (!str(ctx.values[r])) throw new UsageError(`--${r} is required (or --draft)`);
+      }
+      const flags = Object.fromEntries(
+        Object.entries({
+          upstream_model: str(ctx.values.model),
+          base_url: str(ctx.values['base-url']),
+          wire: str(ctx.values.wire) as 'openai' | undefined,
+          name: str(ctx.values.name),
+          api_key_env: str(ctx.values['env-var']),
+          max_tokens: intOpt(ctx.values['max-tokens']),
+          key_optional: ctx.values['key-optional'] === true ? true : undefined,
+          id: str(ctx.values.id),
+        }).filter(([, v]) => v !== undefined),
+      );
+      return ctx.registry().add(ctx.workspace, { ...base, ...flags } as AddArgs);
+    },
   },
   list: {
     summary: 'List the custom models of the workspace',
@@ -219,6 +321,7 @@ export const commands: Record<string, CommandSpec> = {
   guard: {
     summary: 'Test the pasted-key detector: JSON strings in (one per line), {"refused","kinds"} lines out',
     usage: 'guard < lines.jsonl',
+    progress: false,
     run: async (ctx) => {
       const { runGuard } = await import('./secrets/guard-cli.ts');
       return runGuard(ctx.io.stdin, ctx.io.stdout);
@@ -292,6 +395,7 @@ export async function main(argv: string[], io: CliIO = defaultIO(), deps: CliDep
     }
     let config: Config | undefined;
     let registry: Registry | undefined;
+    let label = `byok ${name}`;
     const getConfig = () => (config ??= loadConfig(io.env));
     const getStore = () => (store ??= deps.makeStore ? deps.makeStore(getConfig()) : createStore(getConfig()));
     const ctx: CommandContext = {
@@ -303,8 +407,17 @@ export async function main(argv: string[], io: CliIO = defaultIO(), deps: CliDep
       store: getStore,
       registry: () =>
         (registry ??= deps.makeRegistry ? deps.makeRegistry(getStore(), getConfig(), io.env) : createRegistry({ store: getStore(), env: io.env, keys: lazyVaultKeys(getStore, getConfig) })),
+      progress: (l) => {
+        label = l;
+      },
     };
-    const result = await spec.run(ctx);
+    const stopProgress = spec.progress === false ? () => undefined : startProgress(io.stderr, deps.progressEveryMs ?? PROGRESS_EVERY_MS, () => label);
+    let result: object | number;
+    try {
+      result = await spec.run(ctx);
+    } finally {
+      stopProgress();
+    }
     if (typeof result === 'number') return result;
     writeJson(io.stdout, result);
     return (result as { ok?: unknown }).ok === true ? 0 : 1;

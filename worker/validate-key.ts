@@ -11,6 +11,9 @@ import { getWire } from '../src/vendors/wires/index.ts';
 import { isByokError } from '../src/errors.ts';
 import { t as tr } from '../src/i18n/index.ts';
 import { scrubProbe } from '../src/secrets/scrub.ts';
+import { isCredentialFileError, parseCredentialFile, probeTokenSet, serializeTokenSet, type TokenSet } from '../src/credentials/index.ts';
+import type { KeyMeta } from '../src/secrets/vault.ts';
+import { submittedCredential } from '../src/secure-input/credential-form.ts';
 
 export interface BoxOpener {
   open(keyId: string, sealed: Uint8Array): Promise<Uint8Array>;
@@ -101,7 +104,12 @@ export function validateKeyHandler(deps: ValidateDeps) {
       await deps.requests.setStatus(sub.token_hash, { code: 'not_found', message: 'The model was removed before the key was checked.', what_to_do: 'none' });
       throw new UnrecoverableError('model not found');
     }
-    const model = got.model;
+    // ── issue 11, credential choice: a Bedrock API key sent for a key-pair model (or a pair for
+    // a bearer model) is probed as that credential; the model switches to it once accepted.
+    const model = submittedCredential(got.model, Object.keys(sub.sealed));
+    const switchedCredential = model !== got.model;
+    // ── end issue 11 credential choice
+    const kind = model.credential_kind ?? 'api_key';
 
     const secrets: Secrets = {};
     try {
@@ -128,17 +136,68 @@ export function validateKeyHandler(deps: ValidateDeps) {
       throw new UnrecoverableError('sealed box did not open');
     }
 
+    // An OAuth credentials file is checked before the vendor is asked: a file of the wrong
+    // CLI, cut short or missing a field is a definite answer in the user's language, never retried.
+    let tokenSet: TokenSet | undefined;
+    if (kind === 'oauth_json') {
+      try {
+        if (!model.oauth) throw new UnrecoverableError(`model ${model.id} takes an OAuth file but has no oauth settings`);
+        const text = new TextDecoder().decode(secrets[model.api_key_env] ?? new Uint8Array());
+        tokenSet = parseCredentialFile(model.oauth.provider, text, { projectId: sub.project_id });
+      } catch (e) {
+        wipe(secrets);
+        if (!isCredentialFileError(e)) throw e;
+        const kept = await keepsPreviousKey(deps, workspace, model.id);
+        if (kept) await deps.registry.record_key_attempt(workspace, model.id, { outcome: 'form_error' });
+        else if (model.status === 'validating') await deps.registry.set_status(workspace, model.id, 'pending_key');
+        await finish('form_error', tr(sub.lang ?? 'en', e.key, e.params), undefined, { kept });
+        throw new UnrecoverableError(`credential file refused: ${e.message}`);
+      }
+    }
+
     const startedAt = job.queued_at ?? Date.parse(sub.created_at);
     const deadline = (Number.isFinite(startedAt) ? startedAt : Date.now()) + budget.totalMs;
     let result: ProbeResult;
     try {
-      // Vendors echo keys (whole, cut short, URL-encoded): scrub before anything is kept or shown.
-      result = scrubProbe(await probeWithin(probe, model, secrets, Math.min(budget.probeTimeoutMs, Math.max(MIN_TRY_MS, deadline - Date.now()))), secrets);
+      const tryMs = Math.min(budget.probeTimeoutMs, Math.max(MIN_TRY_MS, deadline - Date.now()));
+      let masked: string | undefined;
+      let maskFrom: Uint8Array | undefined;
+      if (tokenSet) {
+        // Refreshed first when expired (and once more on a 401); the set stored is the newest.
+        const r = await probeOAuthWithin(probe, model, tokenSet, tryMs);
+        result = scrubProbe(r.result, secrets);
+        if (result.outcome === 'ok') {
+          secrets[model.api_key_env]?.fill(0);
+          secrets[model.api_key_env] = serializeTokenSet(r.ts);
+          // The file is never shown, masked or not: the refresh token's last 4 stand for it.
+          masked = maskKey(r.ts.refresh_token);
+          maskFrom = new TextEncoder().encode(r.ts.refresh_token);
+        }
+      } else {
+        // Vendors echo keys (whole, cut short, URL-encoded): scrub before anything is kept or shown.
+        result = scrubProbe(await probeWithin(probe, model, secrets, tryMs), secrets);
+      }
       // A newer form submitted meanwhile replaced this submission: its job decides, not this one.
       if (!(await current())) return 'superseded';
       if (result.outcome === 'ok') {
-        for (const [env, key] of Object.entries(secrets)) await deps.vault.put(workspace, env, key);
-        const masked = maskKey(secrets[model.api_key_env]);
+        const at = Date.now();
+        const meta: KeyMeta = {
+          kind,
+          validated_at: new Date(at).toISOString(),
+          expires_at: sub.expires_in_days ? new Date(at + sub.expires_in_days * 86_400_000).toISOString() : null,
+          channel: sub.channel,
+        };
+        try {
+          for (const [env, key] of Object.entries(secrets)) await deps.vault.put(workspace, env, key, meta, env === model.api_key_env && maskFrom ? { maskFrom } : undefined);
+        } finally {
+          maskFrom?.fill(0);
+        }
+        masked ??= maskKey(secrets[model.api_key_env]);
+        // issue 11: the accepted credential becomes the model's (and its vendor siblings') before the status update.
+        if (switchedCredential) {
+          const used = await deps.registry.use_credential(workspace, model.id, { kind: model.credential_kind ?? 'api_key', api_key_env: model.api_key_env, extra_env_vars: model.extra_env_vars });
+          if (!used.ok) deps.logger.warn({ workspace, model_id: model.id, code: used.code }, 'validate-key: the model could not switch to the accepted credential');
+        }
         // The model, and the other models of the same vendor that share this key: one update.
         await deps.registry.set_status_and_key(workspace, model.id, model.api_key_env, 'active');
         if (model.last_key_attempt) await deps.registry.record_key_attempt(workspace, model.id, { outcome: 'ok' });
@@ -261,6 +320,14 @@ function pendingMessage(reason: 'rate_limited' | 'vendor_unavailable' | 'unreach
   }
   if (reason === 'vendor_unavailable') return `the vendor answered${t?.status ? ` HTTP ${t.status}` : ''} (unavailable or overloaded)`;
   return `the vendor could not be reached (${t?.detail ?? 'no answer'})`;
+}
+
+/** An OAuth file's try (refresh when needed + probe), cut after `ms` like probeWithin. */
+async function probeOAuthWithin(probe: NonNullable<ValidateDeps['probe']>, model: Parameters<NonNullable<ValidateDeps['probe']>>[0], ts: TokenSet, ms: number): Promise<{ result: ProbeResult; ts: TokenSet }> {
+  const signal = AbortSignal.timeout(ms);
+  const r = await probeTokenSet(model, ts, probe, { signal });
+  if (signal.aborted && r.result.outcome !== 'ok') return { result: { outcome: 'unreachable', message: `the vendor did not answer within ${Math.round(ms / 1000)} s` }, ts: r.ts };
+  return r;
 }
 
 /** One try, cut after `ms`: a vendor that does not answer is reported as such. */

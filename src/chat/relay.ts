@@ -7,7 +7,7 @@ import type { Registry } from '../registry/registry.ts';
 import { getWire } from '../vendors/wires/index.ts';
 import type { ChatMessage, Secrets, StreamEvent } from '../vendors/types.ts';
 import { outcomeText } from './outcomes.ts';
-import { withModelSecrets } from '../secrets/model-secrets.ts';
+import { CLI_NAMES, isLoginAgain, withModelCredentials, type CredentialStore, type CredentialVault } from '../credentials/index.ts';
 import { scrubWith } from '../secrets/scrub.ts';
 import type { PlatformModels } from './platform.ts';
 import { splitMessage } from './split.ts';
@@ -26,6 +26,8 @@ export interface RelayDeps {
   state: ChatStateStore;
   logger: Logger;
   registry?: Registry;
+  /** The refresh lock of OAuth credential files (oauth_json models need it, and vault.put). */
+  store?: CredentialStore;
   platform?: PlatformModels;
   /** Operator environment for platform model keys. */
   env?: NodeJS.ProcessEnv;
@@ -77,9 +79,10 @@ export class Relay {
     const messages: ChatMessage[] = [...history, { role: 'user', content: text }];
     const usageKey = isPlatform ? model.id : MODEL_SELECTOR_PREFIX + model.id;
 
-    const run = async (secrets: Secrets): Promise<string> => {
+    // `m`: the model as this credential must be called (an OAuth token's own host or project).
+    const run = async (secrets: Secrets, m: CustomModel = model): Promise<string> => {
       try {
-        return await call(secrets);
+        return await call(secrets, m);
       } catch (e) {
         // While the key is still open: a vendor error echoing it (cut short, URL-encoded) is scrubbed.
         const v = e as { outcome?: unknown; message?: unknown };
@@ -87,11 +90,11 @@ export class Relay {
         throw e;
       }
     };
-    const call = async (secrets: Secrets): Promise<string> => {
-      const wire = getWire(model.wire);
+    const call = async (secrets: Secrets, m: CustomModel): Promise<string> => {
+      const wire = getWire(m.wire);
       const controller = new AbortController();
       let usage: { input: number; output: number } | undefined;
-      const events = wire.stream(model, secrets, messages, { signal: controller.signal });
+      const events = wire.stream(m, secrets, messages, { signal: controller.signal });
       const chunks = textChunks(events, (u) => (usage = u));
       const answer = await this.present(adapter, msg.chat, chunks, lang);
       if (usage) await this.deps.usage.record(target.owner, usageKey, usage.input, usage.output, model.pricing);
@@ -104,6 +107,15 @@ export class Relay {
       answer = isPlatform ? await this.withPlatformKey(model, run) : await this.withSecrets(target.owner, model, run);
     } catch (e) {
       const v = e as { outcome?: string; retryAfterMs?: number; message?: string };
+      if (!isPlatform && isLoginAgain(e) && model.oauth) {
+        // The CLI login behind an OAuth file is gone: only a new login helps. Its models say so
+        // in /byok list (key_error) and the user gets the one thing to do.
+        const cli = CLI_NAMES[model.oauth.provider];
+        await this.deps.registry?.set_key_status(target.owner, model.api_key_env, 'key_error', { code: 'invalid_key', message: `${cli} refused the saved login: log in again in ${cli} and paste the new file` });
+        await send(t(lang, 'cred.login_again', { cli, model: model.name, id: model.id }));
+        this.deps.logger.warn({ outcome: 'invalid_key', model: model.id, reason: 'oauth_login_again' }, 'vendor call failed');
+        return;
+      }
       if (v && typeof v.outcome === 'string') {
         await send(outcomeText(lang, v.outcome, { model, message: v.message, retryAfterMs: v.retryAfterMs }));
         this.deps.logger.warn({ outcome: v.outcome, model: model.id }, 'vendor call failed');
@@ -122,9 +134,13 @@ export class Relay {
     return this.deps.platform?.models.find((m) => m.id === selector);
   }
 
-  /** Opens every secret of the model; a key deleted since the presence check is invalid_key. */
-  private async withSecrets<T>(owner: string, model: CustomModel, fn: (s: Secrets) => Promise<T>): Promise<T> {
-    const r = await withModelSecrets(this.deps.vault, owner, model, fn);
+  /**
+   * Opens every secret of the model; a key deleted since the presence check is invalid_key.
+   * OAuth files: the access token, refreshed ahead of expiry and once on a 401 (src/credentials).
+   */
+  private async withSecrets<T>(owner: string, model: CustomModel, fn: (s: Secrets, m: CustomModel) => Promise<T>): Promise<T> {
+    const vault = this.deps.vault as RelayKeys & Partial<Pick<CredentialVault, 'put'>>;
+    const r = await withModelCredentials({ vault, store: this.deps.store }, owner, model, (m, s) => fn(s, m));
     if (r === undefined) throw Object.assign(new Error('key missing'), { outcome: 'invalid_key' });
     return r;
   }

@@ -8,7 +8,7 @@ import { detectKeys, vendorHintForKinds } from '../secrets/detector.ts';
 import { isMasterKeyUnavailable } from '../secrets/keyring-check.ts';
 import type { Store } from '../store/types.ts';
 import type { EnvInputParams, RequestResult } from '../secure-input/tokens.ts';
-import { editDistance, findTemplate, getTemplate, loadTemplates, normalize, suggestTemplates } from '../vendors/templates.ts';
+import { editDistance, findTemplate, getTemplate, loadTemplates, normalize, offeredTemplates, suggestTemplates } from '../vendors/templates.ts';
 import type { Template } from '../vendors/template-schema.ts';
 import type { ProbeResult } from '../vendors/types.ts';
 import { outcomeText } from './outcomes.ts';
@@ -83,7 +83,7 @@ export class ChatRouter {
     this.usage = new UsageLedger(deps.store);
     this.confirmations = new Confirmations(deps.store);
     this.relay =
-      deps.relay ?? new Relay({ vault: deps.vault, usage: this.usage, state: this.state, logger: deps.logger, registry: deps.registry, platform: deps.platform });
+      deps.relay ?? new Relay({ vault: deps.vault, store: deps.store, usage: this.usage, state: this.state, logger: deps.logger, registry: deps.registry, platform: deps.platform });
   }
 
   async handle(msg: InboundMessage, adapter: ChannelAdapter): Promise<void> {
@@ -221,7 +221,9 @@ export class ChatRouter {
   }
 
   private async help(ctx: Ctx): Promise<void> {
-    await ctx.reply(`${ctx.tr('help.title')}\n\n${ctx.tr('help.body')}`);
+    // The terminal joins pasted lines into one message: say how (see channels/shell).
+    const shell = ctx.msg.channel === 'shell' ? `\n\n${ctx.tr('shell.paste_help')}` : '';
+    await ctx.reply(`${ctx.tr('help.title')}\n\n${ctx.tr('help.body')}${shell}`);
   }
 
   /** Numbered list shared by /model and /model <n>: platform models first, then custom. */
@@ -319,7 +321,7 @@ export class ChatRouter {
         return ctx.reply(ctx.tr('byok.help'));
       case 'templates': {
         const lines = [ctx.tr('byok.templates_header')];
-        for (const tpl of loadTemplates()) lines.push(`• ${tpl.id}: ${tpl.name} (${tpl.aliases.slice(0, 3).join(', ')})`);
+        for (const tpl of offeredTemplates()) lines.push(`• ${tpl.id}: ${tpl.name} (${tpl.aliases.slice(0, 3).join(', ')})`);
         return ctx.reply(lines.join('\n'));
       }
       case 'add':

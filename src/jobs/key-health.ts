@@ -4,8 +4,7 @@ import type { Logger } from '../log.ts';
 import { JOB_KEY_EXPIRY, JOB_KEY_HEALTH, JOB_NOTIFY, type ChannelRef, type JobRunner, type NotifyPayload } from '../queue/types.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { CustomModel } from '../registry/types.ts';
-import { withModelSecrets } from '../secrets/model-secrets.ts';
-import { scrubProbe } from '../secrets/scrub.ts';
+import { probeWithCredentials } from '../credentials/index.ts';
 import type { KeyHealthStatus, Vault } from '../secrets/vault.ts';
 import { SYSTEM_SCOPE, isValidWorkspace, type Store } from '../store/types.ts';
 import type { ProbeResult, Secrets } from '../vendors/types.ts';
@@ -24,8 +23,9 @@ import { channelForWorkspace, deleteKeyGroup, keyGroups, type KeyGroup } from '.
  * that stays refused is not told again; a key that works again puts those models back to
  * active. Rate limits, outages and timeouts change nothing. A key checked (or validated)
  * less than ~one interval ago is skipped, so restarts and manual runs cause no probe storm.
- * oauth_json credentials are checked only through `probeOAuth` (src/credentials, when
- * wired); without it they are skipped and counted.
+ * oauth_json credentials are checked through src/credentials (withModelCredentials): the
+ * access token is refreshed when due, one process at a time, and the re-sealed record's
+ * version fences the health update; `probeOAuth` replaces that probe (tests).
  *
  * key-expiry (every BYOK_KEY_EXPIRY_SWEEP_MINUTES, default 15, 0 = off): a key past its
  * `meta.expires_at` is deleted (the pair, for AWS) and its models set to pending_key; a day
@@ -58,7 +58,7 @@ export interface KeyJobsDeps {
   probeTimeoutMs: number;
   /** Replaces the wire's probe (tests, benchmarks). */
   probe?: (model: CustomModel, secrets: Secrets, opts?: { signal?: AbortSignal }) => Promise<ProbeResult>;
-  /** oauth_json keys: a probe through the credentials module (refreshing tokens as needed); absent: they are skipped. */
+  /** oauth_json keys: replaces the probe through the credentials module (which refreshes tokens as needed). */
   probeOAuth?: (workspace: string, model: CustomModel, opts: { signal: AbortSignal }) => Promise<ProbeResult | undefined>;
   now?: () => number;
   /** Aborted when the process stops: a run takes no further key (the rest waits for the next turn). */
@@ -139,7 +139,6 @@ export async function runKeyHealth(deps: KeyJobsDeps, opts: { force?: boolean } 
     for (const g of await keyGroups({ store: deps.store, registry: deps.registry, vault: deps.vault }, ws)) {
       if (g.expired) report.skipped_expired++;
       else if (!g.models.length) report.skipped_unused++;
-      else if (isOAuth(g) && !deps.probeOAuth) report.skipped_oauth++;
       else {
         const last = Math.max(...[g.health.checked_at, g.meta.validated_at, g.updated_at].map((x) => (x ? Date.parse(x) : 0)).filter(Number.isFinite));
         if (!opts.force && now() - last < deps.intervalMs * RECENT_SHARE) report.skipped_recent++;
@@ -163,16 +162,20 @@ export async function runKeyHealth(deps: KeyJobsDeps, opts: { force?: boolean } 
 async function checkOne(deps: KeyJobsDeps, probe: NonNullable<KeyJobsDeps['probe']>, ws: string, g: KeyGroup, report: HealthReport, now: () => number): Promise<void> {
   const model = pickModel(g)!;
   const signal = AbortSignal.timeout(deps.probeTimeoutMs);
-  const result = isOAuth(g)
-    ? await deps.probeOAuth!(ws, model, { signal })
-    : await withModelSecrets(deps.vault, ws, model, async (secrets) => scrubProbe(await probe(model, secrets, { signal }), secrets));
-  if (!result) return; // deleted meanwhile
+  const probed =
+    isOAuth(g) && deps.probeOAuth
+      ? await deps.probeOAuth(ws, model, { signal }).then((r) => r && { result: r, version: g.version })
+      : await probeWithCredentials({ vault: deps.vault, store: deps.store }, ws, model, probe, { signal });
+  if (!probed) return; // deleted meanwhile
+  const { result } = probed;
+  // An OAuth refresh during the probe re-sealed the record: the answer is about the new version.
+  const version = probed.version ?? g.version;
   report.checked++;
   const at = new Date(now()).toISOString();
   if (result.outcome === 'ok') {
     report.ok++;
     const prev = g.meta.health;
-    await deps.vault.updateMeta(ws, g.env_var, (m) => ({ ...m, validated_at: at, health: { status: 'ok', checked_at: at, since: prev?.status === 'ok' ? (prev.since ?? at) : at } }), { ifVersion: g.version });
+    await deps.vault.updateMeta(ws, g.env_var, (m) => ({ ...m, validated_at: at, health: { status: 'ok', checked_at: at, since: prev?.status === 'ok' ? (prev.since ?? at) : at } }), { ifVersion: version });
     // Working again (quota topped up): the models the health check had stopped run again.
     for (const m of g.models) {
       if (m.status === 'key_error' && DEFINITE.has(m.last_error?.code ?? '')) await deps.registry.set_status(ws, m.id, 'active');
@@ -187,7 +190,7 @@ async function checkOne(deps: KeyJobsDeps, probe: NonNullable<KeyJobsDeps['probe
   report[status as 'invalid_key' | 'quota_exceeded']++;
   const prev = g.meta.health;
   if (prev?.status === status) {
-    await deps.vault.updateMeta(ws, g.env_var, (m) => ({ ...m, health: { ...prev, checked_at: at } }), { ifVersion: g.version });
+    await deps.vault.updateMeta(ws, g.env_var, (m) => ({ ...m, health: { ...prev, checked_at: at } }), { ifVersion: version });
     return; // told already
   }
   const message = (result.message ?? status).slice(0, 300);
@@ -213,7 +216,7 @@ async function checkOne(deps: KeyJobsDeps, probe: NonNullable<KeyJobsDeps['probe
   };
   await deps.notifyQueue.enqueue(JOB_NOTIFY, payload, { jobId: noticeJobId(notice_id) });
   report.notified++;
-  await deps.vault.updateMeta(ws, g.env_var, (m) => ({ ...m, health: { status, checked_at: at, since: at } }), { ifVersion: g.version });
+  await deps.vault.updateMeta(ws, g.env_var, (m) => ({ ...m, health: { status, checked_at: at, since: at } }), { ifVersion: version });
 }
 
 export async function runExpirySweep(deps: Omit<KeyJobsDeps, 'intervalMs' | 'concurrency' | 'probeTimeoutMs' | 'probe' | 'probeOAuth'>): Promise<ExpiryReport> {

@@ -22,7 +22,7 @@ import {
   type Template,
   type TemplateModel,
 } from '../vendors/template-schema.ts';
-import { findTemplate, loadTemplates, suggestTemplates, TemplateError } from '../vendors/templates.ts';
+import { findTemplate, loadTemplates, normalize, offeredTemplates, suggestTemplates, TemplateError } from '../vendors/templates.ts';
 import { parseExample } from './parse-example.ts';
 import { vendorFetch } from '../vendors/net.ts';
 import { editDistance, envVarFromHost, idBase, MODEL_ID_RE, nameKey, newModelId } from './slug.ts';
@@ -112,6 +112,12 @@ export interface AddTemplateOptions {
   id?: string;
   /** Overrides of the template's non-secret settings (Bedrock `region`). */
   settings?: Record<string, string>;
+  /**
+   * oauth_json templates: another token endpoint than the template's (a gateway in front of
+   * the vendor, a local fake in tests). Checked like a base URL (https, no private address
+   * unless the operator allows it). Not offered in chat.
+   */
+  token_url?: string;
 }
 
 export interface AddArgs {
@@ -131,6 +137,33 @@ export interface AddArgs {
   /** Non-secret query parameters (Azure `api-version`), as parse_example detects them. */
   query?: Record<string, string>;
   id?: string;
+}
+
+/** What a draft handed to add may hold: parse_example's draft fields plus add's own. */
+const DRAFT_FIELDS = new Set<string>([
+  'upstream_model', 'base_url', 'wire', 'name', 'api_key_env', 'key_optional', 'headers', 'request_fields',
+  'thinking', 'max_tokens', 'capabilities', 'pricing', 'query', 'id',
+]);
+
+/**
+ * A parse_example draft as add arguments, so nothing it found (headers, thinking, request
+ * fields, Azure's api-version) is lost on the way. Takes the draft itself or parse_example's
+ * whole answer (`{ok: true, draft, warnings}`); `source` is informational and dropped. An
+ * unknown field is refused rather than silently ignored. Values are checked by add itself.
+ */
+export function addArgsFromDraft(input: unknown): Result<{ args: AddArgs }> {
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObj(input)) return fail('invalid_input', 'the draft must be a JSON object (the output of parse_example)');
+  if (input.ok === false) {
+    const why = typeof input.error === 'string' ? `: ${input.error.slice(0, 300)}` : '';
+    return fail('invalid_input', `parse_example found no draft${why}`);
+  }
+  const draft = input.ok === true && 'draft' in input ? input.draft : input;
+  if (!isObj(draft)) return fail('invalid_input', 'the draft must be a JSON object (the output of parse_example)');
+  const unknown = Object.keys(draft).filter((k) => k !== 'source' && !DRAFT_FIELDS.has(k));
+  if (unknown.length) return fail('invalid_input', `unknown draft field(s): ${unknown.slice(0, 5).map((k) => k.slice(0, 40)).join(', ')}`, { field: unknown[0]!.slice(0, 40) });
+  const args = Object.fromEntries(Object.entries(draft).filter(([k]) => DRAFT_FIELDS.has(k))) as unknown as AddArgs;
+  return ok({ args });
 }
 
 export interface ModelChanges {
@@ -186,6 +219,16 @@ export interface Registry {
   resolve(workspace: string, selector: string): Promise<Result<{ model: CustomModel }>>;
   /** Records the outcome of a submitted replacement key without touching the status (the previous key stays in use). */
   record_key_attempt(workspace: string, modelId: string, attempt: { outcome: string }): Promise<Result<{ model: CustomModel }>>;
+  /**
+   * Switches the model to another credential shape its template accepts (Bedrock: IAM key
+   * pair ⇄ Bedrock API key), with the live models of the same vendor that shared its key, in
+   * one atomic update. Called by the worker once the vendor accepted the new credential.
+   */
+  use_credential(
+    workspace: string,
+    modelId: string,
+    credential: { kind: CredentialKind; api_key_env: string; extra_env_vars: string[] },
+  ): Promise<Result<{ model: CustomModel; models: CustomModel[] }>>;
 }
 
 /** Name of the workspace document holding the entries. */
@@ -498,17 +541,31 @@ function clean<T extends object>(o: T): T {
 // Template catalog (the real templates, or an injected list)
 
 interface Catalog {
+  /** Templates users may add (the operator's policy applied). */
   all(): Template[];
+  /** Every template, for models already registered. */
+  any(): Template[];
   find(q: string): Template | undefined;
   suggest(q: string, n: number): string[];
 }
 
 /** The templates of `templates/*.yaml` (loaded and cached by vendors/templates.ts), or an injected list. */
 function makeCatalog(list?: Template[]): Catalog {
-  const all = () => {
+  // Every template, switched off or not: existing models and host ownership still need them.
+  const any = () => {
     if (list) return list;
     try {
       return loadTemplates();
+    } catch (e) {
+      if (e instanceof TemplateError) throw new ByokError('config', e.message);
+      throw e;
+    }
+  };
+  // What users may add: the operator's BYOK_TEMPLATES / BYOK_TEMPLATES_DISABLED applied.
+  const all = () => {
+    if (list) return list;
+    try {
+      return offeredTemplates();
     } catch (e) {
       // A broken template names its file and field; that is for the operator, and holds no secret.
       if (e instanceof TemplateError) throw new ByokError('config', e.message);
@@ -517,6 +574,7 @@ function makeCatalog(list?: Template[]): Catalog {
   };
   return {
     all,
+    any,
     find: (q) => findTemplate(q, all()),
     suggest: (q, n) => suggestTemplates(q, n, all()).map((t) => t.id),
   };
@@ -548,6 +606,10 @@ export function createRegistry(deps: RegistryDeps): Registry {
   function templateOrFail(vendor: unknown): Template {
     if (typeof vendor !== 'string' || !vendor.trim()) throw invalid('vendor is required (e.g. qwen, anthropic); see templates()', { field: 'vendor' });
     const q = vendor.trim().slice(0, 100);
+    // Named exactly but switched off: say so (a fuzzy match would pick a neighbour: "claude-code" → anthropic).
+    const nq = normalize(q);
+    const off = catalog.any().find((x) => [x.id, x.name, ...x.aliases].some((n) => normalize(n) === nq));
+    if (off && !catalog.all().includes(off)) throw new ByokError('forbidden', `${off.name} (${off.id}) is switched off on this bot by its operator.`, { reason: 'template_disabled', vendor: off.id });
     const t = catalog.find(q);
     if (t) return t;
     const suggestions = catalog.suggest(q, 3);
@@ -560,7 +622,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
   }
 
   function templateById(id: string): Template | undefined {
-    return catalog.all().find((t) => t.id === id);
+    return catalog.any().find((t) => t.id === id);
   }
 
   async function readModels(ws: string): Promise<CustomModel[]> {
@@ -888,6 +950,11 @@ export function createRegistry(deps: RegistryDeps): Registry {
           const region = hostOf(baseUrl)?.match(/^bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com$/)?.[1];
           if (region) settings.region = region;
         }
+        let tokenUrl: string | undefined;
+        if (opts.token_url !== undefined && opts.token_url !== '') {
+          if (!t.credential.oauth) throw invalid(`${t.name} has no token endpoint (token_url is for OAuth credential files)`, { field: 'token_url' });
+          tokenUrl = checkBaseUrl(opts.token_url, warnings);
+        }
         const nameGiven = opts.name !== undefined;
         const name = nameGiven ? checkName(opts.name) : checkName(curated?.name ?? upstream);
         const altName = nameGiven ? undefined : checkName(`${name} (${t.id})`.slice(0, 64));
@@ -905,7 +972,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
           extra_env_vars: [...t.extra_env_vars],
           key_optional: t.auth.optional || t.auth.scheme === 'none',
           credential_kind: t.credential.kind,
-          ...(t.credential.oauth && { oauth: { ...t.credential.oauth } }),
+          ...(t.credential.oauth && { oauth: { ...t.credential.oauth, ...(tokenUrl && { token_url: tokenUrl }) } }),
           headers: { ...t.default_headers },
           query: { ...t.default_query },
           settings,
@@ -946,9 +1013,13 @@ export function createRegistry(deps: RegistryDeps): Registry {
         if (wire === 'bedrock') {
           throw invalid('Bedrock needs AWS credentials and a region: use add_template("bedrock", {upstream_model, base_url})', { field: 'wire' });
         }
+        if (wire === 'gemini-code-assist') {
+          // Code Assist takes only a Gemini CLI login file, never a plain key.
+          throw invalid('the Code Assist API needs a Gemini CLI login: use add_template("gemini-cli")', { field: 'wire' });
+        }
         const host = hostOf(baseUrl)!;
-        const sameHost = catalog.all().find((t) => t.base_url && hostOf(t.base_url) === host);
-        const ownerOf = (v: string) => catalog.all().find((t) => t.env_var === v && t.base_url && hostOf(t.base_url) !== host && !(sameHost && sameHost.env_var === v));
+        const sameHost = catalog.any().find((t) => t.base_url && hostOf(t.base_url) === host);
+        const ownerOf = (v: string) => catalog.any().find((t) => t.env_var === v && t.base_url && hostOf(t.base_url) !== host && !(sameHost && sameHost.env_var === v));
         // A stored key is bound to one host: pick a key name no other host uses. An explicit name
         // that belongs to another host (a curated vendor's key, or another endpoint's) is
         // replaced by a host-specific one, with a warning, so a key never leaks to this host.
@@ -1189,6 +1260,34 @@ export function createRegistry(deps: RegistryDeps): Registry {
           if (!m) return notFound(ws, id, models);
           m.last_key_attempt = { outcome: attempt.outcome, at };
           return ok({ model: m });
+        });
+      });
+    },
+
+    use_credential(ws, modelId, credential) {
+      return guarded(async () => {
+        checkWorkspace(ws);
+        const id = stripSelector(modelId);
+        const kind = credential?.kind;
+        if (!(['api_key', 'aws_keypair', 'bearer', 'oauth_json'] as const).includes(kind)) throw invalid('credential.kind must be api_key, aws_keypair, bearer or oauth_json', { field: 'credential_kind' });
+        const env = checkEnvVar(credential.api_key_env);
+        if (!Array.isArray(credential.extra_env_vars) || credential.extra_env_vars.length > 7) throw invalid('extra_env_vars must be a list of env var names', { field: 'extra_env_vars' });
+        const extra = credential.extra_env_vars.map(checkEnvVar);
+        const at = now().toISOString();
+        return mutateModels(ws, (models): Result<{ model: CustomModel; models: CustomModel[] }> => {
+          const m = models.find((x) => x.id === id);
+          if (!m) return notFound(ws, id, models);
+          if (m.status === 'removed') return fail('conflict', `${selectorOf(m)} was removed meanwhile; its credential is left as is`);
+          // The models that shared the old key follow it: one key per vendor in a workspace.
+          const hit = models.filter((x) => x.id === m.id || (x.status !== 'removed' && x.vendor === m.vendor && x.api_key_env === m.api_key_env));
+          for (const x of hit) checkKeyHost(models.filter((y) => !hit.includes(y)), env, x.base_url);
+          for (const x of hit) {
+            x.credential_kind = kind;
+            x.api_key_env = env;
+            x.extra_env_vars = [...extra];
+            x.updated_at = at;
+          }
+          return ok({ model: m, models: hit });
         });
       });
     },

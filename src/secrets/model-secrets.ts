@@ -1,3 +1,4 @@
+import { ByokError } from '../errors.ts';
 import type { CustomModel } from '../registry/types.ts';
 import type { Secrets } from '../vendors/types.ts';
 
@@ -9,8 +10,13 @@ export interface KeyOpener {
 /**
  * Opens every secret a model needs (main key and extras, none for key-optional models),
  * nested, so each is wiped when `fn` settles. Undefined when one is not stored.
+ * An oauth_json credential is a whole token file, never a key to send: it is opened through
+ * withModelCredentials (src/credentials), which refreshes and hands over the access token.
  */
 export function withModelSecrets<T>(keys: KeyOpener, workspace: string, model: CustomModel, fn: (s: Secrets) => Promise<T>): Promise<T | undefined> {
+  if (model.credential_kind === 'oauth_json') {
+    return Promise.reject(new ByokError('config', `model ${model.id} uses an OAuth credentials file: open it with withModelCredentials, not as a key`));
+  }
   const names = model.key_optional ? [] : [model.api_key_env, ...model.extra_env_vars];
   const open = (i: number, acc: Secrets): Promise<T | undefined> =>
     i === names.length ? fn(acc) : keys.withKey(workspace, names[i]!, (key) => open(i + 1, { ...acc, [names[i]!]: key }));

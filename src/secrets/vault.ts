@@ -83,6 +83,11 @@ export type VaultDoc = Record<string, SealedRecord>;
 export interface PutOptions {
   /** Store only when the current record has this version (see recordVersion); else ByokError 'conflict'. */
   ifVersion?: string;
+  /**
+   * The bytes whose last 4 the listing shows, when that is not the secret itself: an OAuth
+   * credentials file is listed by its refresh token's last 4, never by the end of its JSON.
+   */
+  maskFrom?: Uint8Array;
 }
 
 /** A record's version: its random nonce, new on every seal (never key material). */
@@ -197,7 +202,8 @@ export class Vault implements KeySource {
     if (key.length > MAX_KEY_BYTES) throw new ByokError('too_large', `the key is longer than ${MAX_KEY_BYTES} bytes`);
     const s = await getSodium();
     const updated_at = new Date().toISOString();
-    const rec: SealedRecord = { ...this.seal(s, ws, envVar, key, updated_at), ...(meta && { meta: { ...meta } }) };
+    const tail = opts?.maskFrom ? (last4Bytes(opts.maskFrom) ?? null) : undefined;
+    const rec: SealedRecord = { ...this.seal(s, ws, envVar, key, updated_at, tail), ...(meta && { meta: { ...meta } }) };
     await this.store.updateDoc<VaultDoc, void>(ws, VAULT_DOC, (cur) => {
       // Compare-and-set (OAuth refresh): the record must still be the one the caller read.
       if (opts?.ifVersion !== undefined && recordVersion(recordOf(cur, envVar)) !== opts.ifVersion) {
@@ -205,7 +211,7 @@ export class Vault implements KeySource {
       }
       return { value: { ...(cur ?? {}), [envVar]: rec }, result: undefined };
     });
-    return { masked: maskKey(key), updated_at };
+    return { masked: opts?.maskFrom ? maskKey(opts.maskFrom) : maskKey(key), updated_at };
   }
 
   /** False for a key past its expires_at too: it is never used again, even before the sweep deletes it. */
@@ -367,8 +373,10 @@ export class Vault implements KeySource {
         for (const [envVar, rec] of Object.entries(cur)) {
           if (!ENV_VAR_RE.test(envVar) || (isRecord(rec) && rec.kid === current.id)) continue;
           const key = this.openRecord(s, ws, envVar, rec);
+          // The listed last 4 move as they were (an OAuth file's are its refresh token's, not its own).
+          const shown = this.openLast4(s, ws, envVar, rec);
           try {
-            next[envVar] = { ...this.seal(s, ws, envVar, key, rec.updated_at), ...(isRecord(rec) && rec.meta && { meta: rec.meta }) };
+            next[envVar] = { ...this.seal(s, ws, envVar, key, rec.updated_at, shown ? utf8(shown) : null), ...(isRecord(rec) && rec.meta && { meta: rec.meta }) };
           } finally {
             s.memzero(key);
           }
@@ -380,13 +388,14 @@ export class Vault implements KeySource {
     return { resealed, workspaces: scopes.length };
   }
 
-  private seal(s: Sodium, ws: string, envVar: string, key: Uint8Array, updated_at: string): SealedRecord {
+  /** `tailOf`: the last-4 bytes to seal for the listing (null: none; absent: the key's own). Wiped here. */
+  private seal(s: Sodium, ws: string, envVar: string, key: Uint8Array, updated_at: string, tailOf?: Uint8Array | null): SealedRecord {
     const mk = this.ring.current;
     const nonce = s.randombytes_buf(s.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
     const ct = s.crypto_aead_xchacha20poly1305_ietf_encrypt(key, utf8(vaultAd(mk.id, ws, envVar)), null, nonce, mk.subkey('vault'));
     const fp = fingerprint(s, mk, ws, key);
     let last4: string | null = null;
-    const tail = last4Bytes(key);
+    const tail = tailOf === undefined ? last4Bytes(key) : (tailOf ?? undefined);
     if (tail) {
       const n2 = s.randombytes_buf(s.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
       const c2 = s.crypto_aead_xchacha20poly1305_ietf_encrypt(tail, utf8(last4Ad(mk.id, ws, envVar)), null, n2, mk.subkey('vault'));

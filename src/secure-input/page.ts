@@ -1,4 +1,5 @@
 import { t, type Lang } from '../i18n/index.ts';
+import { MAX_FILE_BYTES, MAX_KEY_BYTES, type CredentialForm, type CredentialOption } from './credential-form.ts';
 import type { DeadReason, EnvInputRecord } from './tokens.ts';
 
 /**
@@ -39,6 +40,25 @@ const EXTRA: Record<Lang, Record<string, string>> = {
     homepage_note: 'Create or copy your key there, then paste it here — never into the chat.',
     error_generic: 'Something went wrong on the server. Try again in a moment.',
     busy: 'The service is busy. Reload this page in a moment: your link is still valid.',
+    choice_legend: 'What do you want to use?',
+    kind_aws_keypair: 'IAM access key pair',
+    kind_bedrock_key: 'Bedrock API key (ABSK…)',
+    kind_bearer: 'Bearer token',
+    kind_api_key: 'API key',
+    kind_oauth_json: 'Credentials file',
+    file_label: 'Credentials file (JSON) for {env}',
+    file_hint: 'Open {path} on the computer where you signed in to the CLI and paste its whole content. At most 16 KiB.',
+    file_hint_generic: 'Paste the whole content of the credentials file your CLI wrote. At most 16 KiB.',
+    file_too_big: 'The credentials file is larger than {kib} KiB. Paste only the JSON file the CLI wrote.',
+    project_label: 'Google Cloud project ID (optional)',
+    project_hint: 'Only if your account needs one (Workspace or paid Gemini Code Assist). Not secret.',
+    bad_project: 'This is not a Google Cloud project ID: 6–30 lowercase letters, digits or hyphens, starting with a letter.',
+    keep_label: 'Keep this key',
+    keep_1: '1 day',
+    keep_7: '7 days',
+    keep_30: '30 days',
+    keep_never: 'Never expires',
+    keep_hint: 'After this the key is deleted and the bot asks for a new one.',
   },
   zh: {
     heading: '添加你的 {vendor} 密钥',
@@ -67,6 +87,25 @@ const EXTRA: Record<Lang, Record<string, string>> = {
     homepage_note: '在那里创建或复制密钥，然后粘贴到这里——切勿发到聊天中。',
     error_generic: '服务器出错了，请稍后再试。',
     busy: '服务繁忙，请稍后刷新本页：你的链接仍然有效。',
+    choice_legend: '你想使用哪种凭证？',
+    kind_aws_keypair: 'IAM 访问密钥对',
+    kind_bedrock_key: 'Bedrock API 密钥（ABSK…）',
+    kind_bearer: 'Bearer 令牌',
+    kind_api_key: 'API 密钥',
+    kind_oauth_json: '凭证文件',
+    file_label: '{env} 的凭证文件（JSON）',
+    file_hint: '在你登录该 CLI 的电脑上打开 {path}，把全部内容粘贴到这里。最大 16 KiB。',
+    file_hint_generic: '把 CLI 写入的凭证文件的全部内容粘贴到这里。最大 16 KiB。',
+    file_too_big: '凭证文件超过 {kib} KiB。请只粘贴 CLI 写入的那个 JSON 文件。',
+    project_label: 'Google Cloud 项目 ID（可选）',
+    project_hint: '仅当你的账号需要时填写（Workspace 账号或付费版 Gemini Code Assist）。此项不是机密。',
+    bad_project: '这不是有效的 Google Cloud 项目 ID：需为 6–30 个小写字母、数字或连字符，并以字母开头。',
+    keep_label: '密钥保留时间',
+    keep_1: '1 天',
+    keep_7: '7 天',
+    keep_30: '30 天',
+    keep_never: '永不过期',
+    keep_hint: '到期后密钥会被删除，机器人会请你重新提供。',
   },
 };
 
@@ -140,30 +179,103 @@ function clientMessages(lang: Lang): Record<string, string> {
     bad_request: x(lang, 'bad_request'),
     error_generic: x(lang, 'error_generic'),
     retry: t(lang, 'form.retry'),
+    file_too_big: x(lang, 'file_too_big', { kib: MAX_FILE_BYTES / 1024 }),
+    bad_project: x(lang, 'bad_project'),
   };
+}
+
+/** Where each CLI keeps the file (the hint under the textarea). */
+const OAUTH_FILE_PATHS: Record<string, string> = {
+  'qwen-code': '~/.qwen/oauth_creds.json',
+  'gemini-cli': '~/.gemini/oauth_creds.json',
+  'claude-code': '~/.claude/.credentials.json (macOS: Keychain item "Claude Code-credentials")',
+};
+
+function kindLabel(lang: Lang, o: CredentialOption): string {
+  if (o.kind === 'bearer' && o.env_vars[0] === 'AWS_BEARER_TOKEN_BEDROCK') return x(lang, 'kind_bedrock_key');
+  return x(lang, `kind_${o.kind}`);
+}
+
+const SECRET_ATTRS = 'autocomplete="off" autocapitalize="off" autocorrect="off" spellcheck="false"';
+
+/** The secret inputs of one credential option; ids k0, k1… run across options. */
+function optionFields(lang: Lang, o: CredentialOption, form: CredentialForm, firstId: number): string {
+  return o.env_vars
+    .map((env, i) => {
+      const id = `k${firstId + i}`;
+      if (o.kind === 'oauth_json') {
+        const path = form.oauth_provider ? OAUTH_FILE_PATHS[form.oauth_provider] : undefined;
+        const hint = path ? x(lang, 'file_hint', { path }) : x(lang, 'file_hint_generic');
+        // No maxlength: the browser would cut a long paste silently; form.js refuses it with a message.
+        return `<div class="field">
+<label for="${id}">${escapeHtml(x(lang, 'file_label', { env }))}</label>
+<textarea id="${id}" data-env="${escapeHtml(env)}" ${SECRET_ATTRS} required data-max-bytes="${MAX_FILE_BYTES}" rows="8" placeholder="{&quot;access_token&quot;: …, &quot;refresh_token&quot;: …}" aria-describedby="${id}-hint"></textarea>
+<p id="${id}-hint" class="hint muted">${escapeHtml(hint)}</p>
+</div>`;
+      }
+      return `<div class="field">
+<label for="${id}">${escapeHtml(x(lang, 'key_label', { env }))}</label>
+<input id="${id}" type="password" data-env="${escapeHtml(env)}" ${SECRET_ATTRS} required maxlength="${MAX_KEY_BYTES}" data-max-bytes="${MAX_KEY_BYTES}" placeholder="${escapeHtml(env)}">
+</div>`;
+    })
+    .join('\n');
+}
+
+/** The credential inputs: one option as is, or a choice of two showing one set at a time. */
+function credentialFields(lang: Lang, form: CredentialForm): string {
+  if (form.options.length === 1) return optionFields(lang, form.options[0]!, form, 0);
+  let next = 0;
+  const radios: string[] = [];
+  const groups: string[] = [];
+  form.options.forEach((o, i) => {
+    // No name, like every input here (form.js keeps the two exclusive).
+    radios.push(
+      `<label class="opt"><input type="radio" id="cred-${i}" data-choice value="${i}"${i === 0 ? ' checked' : ''}> ${escapeHtml(kindLabel(lang, o))}</label>`,
+    );
+    groups.push(`<div class="cred" data-option="${i}"${i === 0 ? '' : ' hidden'}>\n${optionFields(lang, o, form, next)}\n</div>`);
+    next += o.env_vars.length;
+  });
+  return `<fieldset class="choice" role="radiogroup">
+<legend>${escapeHtml(x(lang, 'choice_legend'))}</legend>
+${radios.join('\n')}
+</fieldset>
+${groups.join('\n')}`;
+}
+
+/** Non-secret extras: the Gemini CLI project id, the key's lifetime. */
+function extraFields(lang: Lang, form: CredentialForm): string {
+  const project = form.project_id
+    ? `<div class="field">
+<label for="project">${escapeHtml(x(lang, 'project_label'))}</label>
+<input id="project" type="text" autocomplete="off" autocapitalize="off" spellcheck="false" maxlength="30" placeholder="my-project-123456" aria-describedby="project-hint">
+<p id="project-hint" class="hint muted">${escapeHtml(x(lang, 'project_hint'))}</p>
+</div>
+`
+    : '';
+  const days = ['1', '7', '30'].map((d) => `<option value="${d}">${escapeHtml(x(lang, `keep_${d}`))}</option>`).join('');
+  return `${project}<div class="field">
+<label for="keep">${escapeHtml(x(lang, 'keep_label'))}</label>
+<select id="keep" aria-describedby="keep-hint">${days}<option value="never" selected>${escapeHtml(x(lang, 'keep_never'))}</option></select>
+<p id="keep-hint" class="hint muted">${escapeHtml(x(lang, 'keep_hint'))}</p>
+</div>`;
 }
 
 export interface FormPageInput {
   record: EnvInputRecord;
+  /** What to ask for (credential-form.ts); by default one key per `record.env_vars`. */
+  form?: CredentialForm;
   lang: Lang;
   /** The box public key, standard base64. */
   publicKeyB64: string;
   keyId: string;
 }
 
-export function renderFormPage({ record, lang, publicKeyB64, keyId }: FormPageInput): string {
+export function renderFormPage({ record, form, lang, publicKeyB64, keyId }: FormPageInput): string {
   const expires = new Date(record.expires_at);
   const expiresText = `${expires.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
   const home = safeHttpUrl(record.homepage);
-  const fields = record.env_vars
-    .map((env, i) => {
-      const id = `k${i}`;
-      return `<div class="field">
-<label for="${id}">${escapeHtml(x(lang, 'key_label', { env }))}</label>
-<input id="${id}" type="password" data-env="${escapeHtml(env)}" autocomplete="off" autocapitalize="off" autocorrect="off" spellcheck="false" required maxlength="4096" placeholder="${escapeHtml(env)}">
-</div>`;
-    })
-    .join('\n');
+  const spec: CredentialForm = form ?? { options: [{ kind: 'api_key', env_vars: record.env_vars }], project_id: false };
+  const fields = `${credentialFields(lang, spec)}\n${extraFields(lang, spec)}`;
   const body = `<header>
 <div class="lock" aria-hidden="true">${ICON_LOCK}</div>
 <h1>${escapeHtml(x(lang, 'heading', { vendor: record.vendor_name }))}</h1>
@@ -256,9 +368,16 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
 a { color: var(--accent); }
 .field { margin-bottom: 14px; }
 label { display: block; font-weight: 600; margin-bottom: 6px; font-size: .95em; }
-input[type=password] { width: 100%; padding: 11px 12px; font: inherit; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+input[type=password], input[type=text], textarea, select { width: 100%; padding: 11px 12px; font: inherit;
   color: var(--fg); background: var(--card); border: 1px solid var(--line); border-radius: 8px; }
-input[type=password]:focus { outline: 2px solid var(--accent); outline-offset: 1px; border-color: var(--accent); }
+input[type=password], input[type=text], textarea { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+textarea { resize: vertical; min-height: 9em; font-size: .85em; }
+input[type=password]:focus, input[type=text]:focus, textarea:focus, select:focus { outline: 2px solid var(--accent); outline-offset: 1px; border-color: var(--accent); }
+.hint { margin: 4px 0 0; }
+fieldset.choice { border: 1px solid var(--line); border-radius: 10px; margin: 0 0 14px; padding: 8px 14px 10px; }
+fieldset.choice legend { font-weight: 600; font-size: .95em; padding: 0 4px; }
+label.opt { display: flex; gap: 8px; align-items: center; font-weight: 400; margin: 6px 0 0; cursor: pointer; }
+[hidden] { display: none !important; }
 button { width: 100%; padding: 12px; font: inherit; font-weight: 600; color: var(--accent-fg); background: var(--accent);
   border: 0; border-radius: 8px; cursor: pointer; }
 button:disabled { opacity: .55; cursor: not-allowed; }

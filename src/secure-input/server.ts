@@ -5,7 +5,18 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { t, type Lang } from '../i18n/index.ts';
+import { createRegistry } from '../registry/registry.ts';
+import type { CustomModel } from '../registry/types.ts';
 import type { Store } from '../store/types.ts';
+import {
+  credentialForm,
+  MAX_FILE_BYTES,
+  maxPlaintextBytes,
+  optionFor,
+  parseExpiry,
+  PROJECT_ID_RE,
+  type CredentialForm,
+} from './credential-form.ts';
 import { FORM_CSS, renderErrorPage, renderFormPage, renderGonePage, renderNotFoundPage } from './page.ts';
 import { hashToken, isTokenShaped, type EnvInputRecord, type EnvInputRequests, type LookupResult } from './tokens.ts';
 
@@ -41,12 +52,19 @@ export interface SubmissionContext {
   /** The redeemed request (workspace, channel, env vars, model, lang...). */
   record: EnvInputRecord;
   token_hash: string;
-  /** The sealed box of the first (usually only) env var, `record.env_vars[0]`. */
+  /** The sealed box of the first (usually only) env var of the chosen credential. */
   sealed: Uint8Array;
-  /** Every sealed box, by env var name (one per `record.env_vars`). */
+  /**
+   * Every sealed box, by env var name: one per env var of the credential the user chose
+   * (`record.env_vars`, or the template's alternative, e.g. a Bedrock API key).
+   */
   boxes: Record<string, Uint8Array>;
   /** The box key id the page sealed with (equal to `boxKeys.current().id` at redeem time). */
   key_id: string;
+  /** "Keep this key" on the form: 1, 7 or 30 days; null: never; undefined: not asked. */
+  expires_in_days?: number | null;
+  /** Gemini CLI: the optional Google Cloud project id (validated, not secret). */
+  project_id?: string;
 }
 
 export interface RateLimits {
@@ -99,8 +117,13 @@ export interface SecureInputDeps {
   verifyLaunch?: (record: EnvInputRecord, req: FastifyRequest) => Promise<boolean>;
   /** Behind a reverse proxy: trust X-Forwarded-For for the client IP (rate limits). */
   trustProxy?: boolean | string | string[] | ((address: string, hop: number) => boolean);
-  /** Maximum POST body, bytes (default 16 KiB). */
+  /** Maximum POST body of a key form, bytes (default 16 KiB); a credentials-file form takes up to 32 KiB. */
   bodyLimit?: number;
+  /**
+   * Reads the model a request is for (its credential kind decides the form). Defaults to a
+   * registry over `store`; a model that cannot be read gets the plain key form.
+   */
+  getModel?: (workspace: string, modelId: string) => Promise<CustomModel | undefined>;
   /** A form POST answers within this long, whatever the store does (default 5 s). */
   submitDeadlineMs?: number;
 }
@@ -110,11 +133,12 @@ export const CSP =
   "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const DEFAULT_BODY_LIMIT = 16 * 1024;
+/** A sealed 16 KiB credentials file is ~22 KB of base64, plus the JSON around it. */
+const FILE_BODY_LIMIT = 32 * 1024;
 const DEFAULT_SUBMIT_DEADLINE_MS = 5_000;
 const SEAL_OVERHEAD = 48; // crypto_box_SEALBYTES
-/** Sealed plaintext bounds: the page's input takes up to 4096 characters; no key is shorter than 8. */
+/** Sealed plaintext bounds: no key is shorter than 8; the upper bound is per kind (credential-form.ts). */
 const MIN_PLAINTEXT_BYTES = 8;
-const MAX_PLAINTEXT_BYTES = 4096;
 /** What the page sends: standard base64 (sodium's ORIGINAL variant), padded. */
 const STD_B64_RE = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
@@ -197,6 +221,17 @@ function pickLang(req: FastifyRequest, fallback?: Lang): Lang {
   return typeof al === 'string' && /^\s*zh\b/i.test(al) ? 'zh' : 'en';
 }
 
+/** The POST body's size: Content-Length, else the parsed body re-serialized (chunked uploads). */
+function bodyBytes(req: FastifyRequest): number {
+  const n = Number(req.headers['content-length']);
+  if (Number.isFinite(n) && n >= 0) return n;
+  try {
+    return Buffer.byteLength(JSON.stringify(req.body ?? null));
+  } catch {
+    return Infinity;
+  }
+}
+
 function asAnswer(d: { status: number; body: Record<string, unknown> }): { code: number; body: Record<string, unknown> } {
   return { code: d.status, body: d.body };
 }
@@ -222,31 +257,67 @@ interface PostBody {
   sealed: Record<string, string>;
 }
 
-function parseBody(raw: unknown, envVars: string[]): { ok: true; body: PostBody; boxes: Record<string, Uint8Array> } | { ok: false; error: string } {
+interface ParsedPost {
+  body: PostBody;
+  boxes: Record<string, Uint8Array>;
+  /** The env vars of the credential the user chose, in form order. */
+  env_vars: string[];
+  expires_in_days?: number | null;
+  project_id?: string;
+}
+
+const FILE_TOO_LARGE = `the credentials file is larger than ${MAX_FILE_BYTES / 1024} KiB; paste only the JSON file the CLI wrote`;
+
+function parseBody(raw: unknown, form: CredentialForm): { ok: true; value: ParsedPost } | { ok: false; error: string } {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, error: 'expected a JSON object {key_id, sealed}' };
   const b = raw as Record<string, unknown>;
   if (typeof b.key_id !== 'string' || b.key_id.length === 0 || b.key_id.length > 128) return { ok: false, error: 'key_id is required' };
   const sealed = b.sealed;
   if (!sealed || typeof sealed !== 'object' || Array.isArray(sealed)) return { ok: false, error: 'sealed must be an object {ENV_VAR: base64}' };
-  const entries = Object.entries(sealed as Record<string, unknown>);
-  const expected = new Set(envVars);
+  const names = Object.keys(sealed as Record<string, unknown>);
+  const expected = new Set(form.options.flatMap((o) => o.env_vars));
   // Never echo what was sent: a name or a value here may be a pasted key.
-  for (const [env] of entries) if (!expected.has(env)) return { ok: false, error: 'unexpected env var in sealed' };
+  for (const env of names) if (!expected.has(env)) return { ok: false, error: 'unexpected env var in sealed' };
+  // One credential choice, complete; never the secrets of two.
+  const option = optionFor(form, names) ?? (form.options.length === 1 ? form.options[0]! : undefined);
+  if (!option) return { ok: false, error: 'send the secrets of one credential choice (all of its fields), not of two' };
+  const maxPlain = maxPlaintextBytes(option.kind);
   const boxes: Record<string, Uint8Array> = {};
-  for (const env of envVars) {
+  for (const env of option.env_vars) {
     const v = (sealed as Record<string, unknown>)[env];
     // Exactly what the page produces: canonical standard base64 of a crypto_box_seal box. A
     // plaintext key (URL-safe alphabet, no padding, a length no box has) is refused here,
     // before the link is redeemed, and nothing of it is kept.
-    const maxChars = 4 * Math.ceil((SEAL_OVERHEAD + MAX_PLAINTEXT_BYTES) / 3);
-    if (typeof v !== 'string' || v.length === 0 || v.length > maxChars || !STD_B64_RE.test(v)) return { ok: false, error: `sealed.${env} is not a sealed box` };
+    const maxChars = 4 * Math.ceil((SEAL_OVERHEAD + maxPlain) / 3);
+    if (typeof v !== 'string' || v.length === 0 || !STD_B64_RE.test(v)) return { ok: false, error: `sealed.${env} is not a sealed box` };
+    if (v.length > maxChars) return { ok: false, error: option.kind === 'oauth_json' ? FILE_TOO_LARGE : `sealed.${env} is not a sealed box` };
     const bytes = Buffer.from(v, 'base64');
     if (bytes.toString('base64') !== v) return { ok: false, error: `sealed.${env} is not a sealed box` };
     const plain = bytes.length - SEAL_OVERHEAD;
-    if (plain < MIN_PLAINTEXT_BYTES || plain > MAX_PLAINTEXT_BYTES) return { ok: false, error: `sealed.${env} is not a sealed box` };
+    if (plain > maxPlain && option.kind === 'oauth_json') return { ok: false, error: FILE_TOO_LARGE };
+    if (plain < MIN_PLAINTEXT_BYTES || plain > maxPlain) return { ok: false, error: `sealed.${env} is not a sealed box` };
     boxes[env] = new Uint8Array(bytes);
   }
-  return { ok: true, body: { key_id: b.key_id, sealed: sealed as Record<string, string> }, boxes };
+  const expiry = parseExpiry(b.expires_in_days);
+  if (!expiry.ok) return { ok: false, error: 'expires_in_days must be 1, 7, 30, or null (never)' };
+  let project_id: string | undefined;
+  if (b.project_id !== undefined && b.project_id !== null && b.project_id !== '') {
+    if (!form.project_id) return { ok: false, error: 'project_id is not asked for this credential' };
+    if (typeof b.project_id !== 'string' || !PROJECT_ID_RE.test(b.project_id.trim())) {
+      return { ok: false, error: 'project_id is not a Google Cloud project ID (6-30 lowercase letters, digits or hyphens, starting with a letter)' };
+    }
+    project_id = b.project_id.trim();
+  }
+  return {
+    ok: true,
+    value: {
+      body: { key_id: b.key_id, sealed: sealed as Record<string, string> },
+      boxes,
+      env_vars: [...option.env_vars],
+      ...(expiry.value !== undefined ? { expires_in_days: expiry.value } : {}),
+      ...(project_id !== undefined ? { project_id } : {}),
+    },
+  };
 }
 
 /**
@@ -279,10 +350,27 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
   const { store, requests, logger } = deps;
   const hsts = requests.publicUrl.startsWith('https://');
 
+  const keyBodyLimit = deps.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const getModel =
+    deps.getModel ??
+    (() => {
+      const registry = createRegistry({ store });
+      return async (ws: string, id: string) => {
+        const got = await registry.get(ws, id);
+        return got.ok ? got.model : undefined;
+      };
+    })();
+  /** The form of a request: from its model's credential kind (a plain key form when unreadable). */
+  async function formFor(record: EnvInputRecord): Promise<CredentialForm> {
+    const model = await getModel(record.workspace, record.model_id).catch(() => undefined);
+    return credentialForm(record.env_vars, model && model.id === record.model_id && model.status !== 'removed' ? model : undefined);
+  }
+
   const app = Fastify({
     // Fastify's own request logging would write URLs, and a URL here carries a token.
     logger: false,
-    bodyLimit: deps.bodyLimit ?? DEFAULT_BODY_LIMIT,
+    // Key forms are held to keyBodyLimit in the POST handler; only a file form takes more.
+    bodyLimit: Math.max(keyBodyLimit, FILE_BODY_LIMIT),
     trustProxy: deps.trustProxy ?? false,
     return503OnClosing: true,
   });
@@ -398,9 +486,10 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
         .type('text/html; charset=utf-8')
         .send(renderGonePage(pickLang(req, found.hint?.lang), found.reason, found.hint?.model_id));
     }
-    const key = await deps.boxKeys.current();
+    const [key, form] = await Promise.all([deps.boxKeys.current(), formFor(found.record)]);
     const html = renderFormPage({
       record: found.record,
+      form,
       lang: pickLang(req, found.record.lang),
       publicKeyB64: Buffer.from(key.publicKey).toString('base64'),
       keyId: key.id,
@@ -503,6 +592,13 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
     });
     if (await counted(`post:${clientKey(req.ip)}`, limits.postsPerIp, limits.windowMs)) return limited('Too many requests.', limits.windowMs);
     if (!isTokenShaped(token)) return { code: 404, body: { ok: false, code: 'not_found', error: 'Unknown link.' } };
+    // Above a key form's limit only a credentials-file form may go (as Fastify's own 413: not counted per link).
+    if (bodyBytes(req) > keyBodyLimit) {
+      const f = await requests.lookup(token);
+      if (!f.ok || !(await formFor(f.record)).options.some((o) => o.kind === 'oauth_json')) {
+        return { code: 413, body: { ok: false, code: 'too_large', error: 'The request is too large.' } };
+      }
+    }
     if (await counted(`post-token:${hashToken(token)}`, limits.postsPerToken, limits.postsPerTokenWindowMs)) {
       return limited('Too many attempts for this link.', limits.postsPerTokenWindowMs);
     }
@@ -514,13 +610,14 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
     if (deps.verifyLaunch && !(await deps.verifyLaunch(found.record, req))) {
       return { code: 403, body: { ok: false, code: 'forbidden', error: 'This form must be opened from the chat that asked for it.' } };
     }
-    const parsed = parseBody(req.body, found.record.env_vars);
+    const parsed = parseBody(req.body, await formFor(found.record));
     if (!parsed.ok) return { code: 400, body: { ok: false, code: 'invalid_input', error: parsed.error } };
+    const post = parsed.value;
     const current = await deps.boxKeys.current();
-    if (parsed.body.key_id !== current.id) {
+    if (post.body.key_id !== current.id) {
       return { code: 409, body: { ok: false, code: 'stale_key_id', error: 'The page is out of date; reload it.' } };
     }
-    const opens = await boxesOpen(parsed.body.key_id, parsed.boxes);
+    const opens = await boxesOpen(post.body.key_id, post.boxes);
     if (opens === 'stale') return { code: 409, body: { ok: false, code: 'stale_key_id', error: 'The page is out of date; reload it.' } };
     if (!opens) return { code: 400, body: { ok: false, code: 'invalid_input', error: 'the submission is not a sealed box' } };
 
@@ -530,14 +627,15 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
     // Single use: of two concurrent POSTs exactly one gets the record.
     const redeemed = await requests.redeem(token);
     if (!redeemed.ok) return asAnswer(deadJson(redeemed));
-    const firstEnv = redeemed.record.env_vars[0]!;
     try {
       await deps.onSubmit({
         record: redeemed.record,
         token_hash: redeemed.token_hash,
-        sealed: parsed.boxes[firstEnv]!,
-        boxes: parsed.boxes,
-        key_id: parsed.body.key_id,
+        sealed: post.boxes[post.env_vars[0]!]!,
+        boxes: post.boxes,
+        key_id: post.body.key_id,
+        ...(post.expires_in_days !== undefined ? { expires_in_days: post.expires_in_days } : {}),
+        ...(post.project_id !== undefined ? { project_id: post.project_id } : {}),
       });
     } catch (e) {
       const err = e as Error & { code?: unknown };

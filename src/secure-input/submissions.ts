@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ChannelRef } from '../queue/types.ts';
 import type { Store } from '../store/types.ts';
+import type { SubmissionContext } from './server.ts';
 
 /**
  * Sealed submissions waiting for validation. Each holds only crypto_box_seal boxes (opened
@@ -20,6 +21,24 @@ export interface Submission {
   attempts_rounds: number;
   /** Expiry chosen on the form, in days; absent or null: never. */
   expires_in_days?: number | null;
+  /** Gemini CLI: the Google Cloud project id given beside the credentials file (not secret). */
+  project_id?: string;
+}
+
+/** What a form POST hands to `Submissions.add` (the fields of `SubmissionContext`, boxes as base64). */
+export function submissionFields(ctx: SubmissionContext): Omit<Submission, 'id' | 'created_at' | 'attempts_rounds'> {
+  const sealed: Record<string, string> = {};
+  for (const [env, box] of Object.entries(ctx.boxes)) sealed[env] = Buffer.from(box).toString('base64');
+  return {
+    model_id: ctx.record.model_id,
+    key_id: ctx.key_id,
+    sealed,
+    token_hash: ctx.token_hash,
+    channel: ctx.record.channel,
+    lang: ctx.record.lang,
+    ...(ctx.expires_in_days !== undefined ? { expires_in_days: ctx.expires_in_days } : {}),
+    ...(ctx.project_id !== undefined ? { project_id: ctx.project_id } : {}),
+  };
 }
 
 type SubmissionsDoc = Record<string, Submission>;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /** The wire protocol a model speaks. */
-export const WireId = z.enum(['openai', 'anthropic', 'azure-openai', 'bedrock']);
+export const WireId = z.enum(['openai', 'anthropic', 'azure-openai', 'bedrock', 'gemini-code-assist']);
 export type WireId = z.infer<typeof WireId>;
 
 export const Capabilities = z

@@ -33,6 +33,7 @@ const cache = new Map<string, Template[]>();
 export function clearTemplateCache(dir?: string): void {
   if (dir === undefined) cache.clear();
   else cache.delete(resolve(dir));
+  offeredCache.clear();
 }
 
 /**
@@ -90,6 +91,47 @@ export function loadTemplates(dir: string = DEFAULT_TEMPLATES_DIR): Template[] {
   return frozen;
 }
 
+/**
+ * The operator's switch over curated templates: `BYOK_TEMPLATES` (comma-separated ids: only
+ * these are offered; empty: all) and `BYOK_TEMPLATES_DISABLED` (ids switched off). An id that
+ * names no template is a configuration error, so a typo never leaves a template on silently.
+ * Models already registered from a switched-off template keep working; only new ones are refused.
+ */
+export interface TemplatePolicy {
+  only: string[];
+  disabled: string[];
+}
+
+export function templatePolicyFromEnv(env: NodeJS.ProcessEnv = process.env): TemplatePolicy {
+  const ids = (v: string | undefined) => (v ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  return { only: ids(env.BYOK_TEMPLATES), disabled: ids(env.BYOK_TEMPLATES_DISABLED) };
+}
+
+/** The templates the policy leaves on; throws TemplateError naming an unknown id. */
+export function applyTemplatePolicy(all: readonly Template[], policy: TemplatePolicy): Template[] {
+  const known = new Set(all.map((t) => t.id));
+  for (const [name, list] of [['BYOK_TEMPLATES', policy.only], ['BYOK_TEMPLATES_DISABLED', policy.disabled]] as const) {
+    const bad = list.find((id) => !known.has(id));
+    if (bad) throw new TemplateError(name, undefined, `"${bad.slice(0, 40)}" is not a template id (see byok templates)`);
+  }
+  const only = new Set(policy.only);
+  const off = new Set(policy.disabled);
+  return all.filter((t) => (only.size === 0 || only.has(t.id)) && !off.has(t.id));
+}
+
+const offeredCache = new Map<string, Template[]>();
+
+/** The repository's templates as this operator offers them (see TemplatePolicy); cached per setting. */
+export function offeredTemplates(env: NodeJS.ProcessEnv = process.env): Template[] {
+  const policy = templatePolicyFromEnv(env);
+  const k = `${policy.only.join(',')}|${policy.disabled.join(',')}`;
+  const hit = offeredCache.get(k);
+  if (hit) return hit;
+  const list = Object.freeze(applyTemplatePolicy(loadTemplates(), policy)) as Template[];
+  offeredCache.set(k, list);
+  return list;
+}
+
 function parseTemplateFile(path: string, file: string): Template {
   let text: string;
   try {
@@ -133,7 +175,7 @@ function issueMessage(issue: Issue): string {
 }
 
 /** A template by exact id (case-insensitive). */
-export function getTemplate(id: string, templates: readonly Template[] = loadTemplates()): Template | undefined {
+export function getTemplate(id: string, templates: readonly Template[] = offeredTemplates()): Template | undefined {
   const want = id.trim().toLowerCase();
   return templates.find((t) => t.id === want);
 }
@@ -174,7 +216,7 @@ function names(t: Template): string[] {
  * The template a user means: an id, alias or name typed any way ("Open Router", "通义 千问"),
  * or a phrase that mentions one ("add my Claude key", "我的通义千问"). Longest mention wins.
  */
-export function findTemplate(query: string, templates: readonly Template[] = loadTemplates()): Template | undefined {
+export function findTemplate(query: string, templates: readonly Template[] = offeredTemplates()): Template | undefined {
   const q = normalize(query);
   if (!q) return undefined;
 
@@ -240,7 +282,7 @@ export function editDistance(a: string, b: string): number {
  * Up to `n` templates closest to a mistyped vendor name ("anthropc", "deepsek"), best first.
  * Only reasonably close names are suggested; an unrelated word gets an empty list.
  */
-export function suggestTemplates(query: string, n = 3, templates: readonly Template[] = loadTemplates()): Template[] {
+export function suggestTemplates(query: string, n = 3, templates: readonly Template[] = offeredTemplates()): Template[] {
   const q = normalize(query);
   if (!q || n <= 0) return [];
   const scored: Array<{ t: Template; score: number; order: number }> = [];

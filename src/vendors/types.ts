@@ -39,7 +39,7 @@ export type StreamEvent =
   | { type: 'usage'; input_tokens: number; output_tokens: number }
   | { type: 'done'; finish_reason?: string };
 
-/** A wire protocol client. Implementations: openai, azure-openai, anthropic, bedrock. */
+/** A wire protocol client. Implementations: openai, azure-openai, anthropic, bedrock, gemini-code-assist. */
 export interface Wire {
   readonly id: CustomModel['wire'];
   probe(model: CustomModel, secrets: Secrets, opts?: { signal?: AbortSignal }): Promise<ProbeResult>;

@@ -10,6 +10,7 @@ import { dumpPrefix } from '../support/redis.ts';
 import { startFakeBotApi, type FakeBotApi } from '../support/fake-bot-api.ts';
 import { startFakeOpenAI, type FakeVendor } from '../support/fake-vendors.ts';
 import { freePort, submitForm, waitFor } from '../support/form.ts';
+import { deliverUpdate, privateTextUpdate } from '../support/webhook.ts';
 import { startPrivateRedis, startProcess, startRoundRobinProxy, waitForOutput, type PrivateRedis, type ProcHandle, type RoundRobinProxy } from '../support/processes.ts';
 
 /**
@@ -76,39 +77,8 @@ function startWorker(i: number): ProcHandle {
 }
 
 /** Posts one update through the proxy as Telegram does: any non-2xx or network error is re-sent later. */
-async function deliver(update: Record<string, unknown>, opts: { maxTries?: number } = {}): Promise<number> {
-  const max = opts.maxTries ?? 200;
-  for (let i = 0; ; i++) {
-    try {
-      const res = await fetch(`${proxy.url}/telegram/webhook`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': SECRET },
-        body: JSON.stringify(update),
-      });
-      await res.arrayBuffer();
-      if (res.ok) return i + 1;
-    } catch {
-      /* connection refused or reset: re-send */
-    }
-    if (i + 1 >= max) throw new Error(`update ${String(update.update_id)} was never accepted`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-function textUpdate(user: number, text: string, id = ++updateId): Record<string, unknown> {
-  const entities = text.startsWith('/') ? [{ type: 'bot_command', offset: 0, length: text.split(/\s/)[0].length }] : undefined;
-  return {
-    update_id: id,
-    message: {
-      message_id: id,
-      date: Math.floor(Date.now() / 1000),
-      chat: { id: user, type: 'private', first_name: `u${user}` },
-      from: { id: user, is_bot: false, first_name: `u${user}`, language_code: 'en' },
-      text,
-      ...(entities ? { entities } : {}),
-    },
-  };
-}
+const deliver = (update: Record<string, unknown>, opts: { maxTries?: number } = {}) => deliverUpdate(`${proxy.url}/telegram/webhook`, SECRET, update, opts);
+const textUpdate = (user: number, text: string, id = ++updateId) => privateTextUpdate(user, text, id);
 
 /** Each user's browser has its own address (TEST-NET-3 labels, never contacted). */
 const clientOf = (user: number) => ({ 'x-forwarded-for': `203.0.113.${user % 250}` });

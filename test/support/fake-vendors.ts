@@ -92,6 +92,12 @@ export interface FakeVendorOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string }[];
   /** Delay before any answer, ms (default 0): a slow vendor, so work is in flight when a test strikes. */
   latencyMs?: number;
+  /**
+   * Anthropic only: Claude Code OAuth access tokens. They pass only as `Authorization: Bearer`
+   * with `anthropic-beta` listing oauth-2025-04-20 (else 401 as the API answers); in x-api-key
+   * they are refused. Any bearer token not listed is refused once this is given.
+   */
+  oauthTokens?: string[];
 }
 
 export interface FakeVendor {
@@ -331,12 +337,20 @@ const anthropicError = (type: string, message: string) => ({ type: 'error', erro
 export async function startFakeAnthropic(opts: FakeVendorOptions = {}): Promise<FakeVendor> {
   return start('anthropic', opts, async (st, req, res, rec) => {
     const u = new URL(rec.path, 'http://x');
-    const key = rec.headers['x-api-key'] || undefined;
+    const auth = rec.headers.authorization ?? '';
+    const bearer = !rec.headers['x-api-key'] && auth.startsWith('Bearer ') ? auth.slice(7) : undefined;
+    const key = rec.headers['x-api-key'] || bearer || undefined;
     rec.key = key;
     if (req.method !== 'POST' || u.pathname !== '/v1/messages') return void json(res, 404, anthropicError('not_found_error', 'Not Found'));
     if (!key) return void json(res, 401, anthropicError('authentication_error', 'x-api-key header is required'));
     if (!rec.headers['anthropic-version']) return void json(res, 400, anthropicError('invalid_request_error', 'anthropic-version: header is required'));
-    if (st.opts.keys && !st.opts.keys.includes(key)) return void json(res, 401, anthropicError('authentication_error', 'invalid x-api-key'));
+    if (bearer) {
+      const betas = (rec.headers['anthropic-beta'] ?? '').split(',').map((b) => b.trim());
+      if (!betas.includes('oauth-2025-04-20')) return void json(res, 401, anthropicError('authentication_error', 'OAuth authentication is currently not supported.'));
+      if (st.opts.oauthTokens && !st.opts.oauthTokens.includes(bearer)) return void json(res, 401, anthropicError('authentication_error', 'Invalid bearer token'));
+    } else if ((st.opts.keys && !st.opts.keys.includes(key)) || st.opts.oauthTokens?.includes(key)) {
+      return void json(res, 401, anthropicError('authentication_error', 'invalid x-api-key'));
+    }
     const body = (rec.body ?? {}) as { model?: string; stream?: boolean; max_tokens?: number; thinking?: { type?: string; budget_tokens?: number } };
     const model = body.model ?? '';
     if (typeof body.max_tokens !== 'number') return void json(res, 400, anthropicError('invalid_request_error', 'max_tokens: Field required'));

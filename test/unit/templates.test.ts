@@ -20,13 +20,13 @@ import { Template } from '../../src/vendors/template-schema.ts';
 const IDS = [
   'anthropic', 'openai', 'xai', 'qwen', 'deepseek', 'kimi', 'mimo', 'gemini', 'gemma', 'near-ai',
   'venice', 'openrouter', 'minimax', 'zai', 'azure-openai', 'bedrock', 'fireworks', 'together',
-  'huggingface', 'openai-compatible',
+  'huggingface', 'openai-compatible', 'qwen-code', 'gemini-cli', 'claude-code',
 ];
 
 const templates = loadTemplates();
 
 describe('curated templates', () => {
-  it('has exactly the 20 vendors, one file each, ids matching file names', () => {
+  it('has exactly the 20 vendors and the 3 OAuth-file CLIs, one file each, ids matching file names', () => {
     expect(templates.map((t) => t.id).sort()).toEqual([...IDS].sort());
     for (const id of IDS) expect(getTemplate(id)?.id).toBe(id);
   });
@@ -38,7 +38,7 @@ describe('curated templates', () => {
     expect(t.aliases.length).toBeGreaterThan(0);
     expect(t.homepage).toMatch(/^https:\/\//);
     expect(t.env_var).toMatch(/^[A-Z][A-Z0-9_]*$/);
-    expect(['openai', 'anthropic', 'azure-openai', 'bedrock']).toContain(t.wire);
+    expect(['openai', 'anthropic', 'azure-openai', 'bedrock', 'gemini-code-assist']).toContain(t.wire);
     expect(typeof t.model_discovery).toBe('boolean');
     expect(t.thinking.style).toBeTruthy();
     expect(t.notes.length).toBeGreaterThan(0);

@@ -3,6 +3,9 @@
  * The key is sealed here with libsodium's crypto_box_seal (anonymous sender, the worker's
  * public key from the page); only the sealed box leaves the browser. The plaintext value is
  * cleared from the input as soon as it is sealed. Nothing is fetched from another origin.
+ * A pasted OAuth credentials file (textarea) is sealed the same way, as pasted, after a size
+ * check; of a credential choice (Bedrock key pair or API key) only the chosen fields are
+ * sealed. The project id (Gemini CLI) and the key's lifetime are not secret: plain fields.
  */
 (function () {
   'use strict';
@@ -49,14 +52,55 @@
     }
   }
 
+  /** Every secret field: key inputs and credentials-file textareas. */
+  function secretFields() {
+    return Array.prototype.slice.call(form.querySelectorAll('input[data-env], textarea[data-env]'));
+  }
+
+  /** The secret fields of the chosen credential (a hidden choice is never sealed). */
   function inputs() {
-    return Array.prototype.slice.call(form.querySelectorAll('input[data-env]'));
+    return secretFields().filter(function (el) {
+      var group = el.closest('[data-option]');
+      return !group || !group.hidden;
+    });
   }
 
   function clearInputs() {
-    inputs().forEach(function (input) {
+    secretFields().forEach(function (input) {
       input.value = '';
     });
+  }
+
+  // A choice of credentials (Bedrock: key pair or API key): show one set of inputs; what was
+  // typed into the other set is dropped, so only the chosen secrets can ever be sealed.
+  var choices = Array.prototype.slice.call(form.querySelectorAll('input[data-choice]'));
+  choices.forEach(function (radio) {
+    radio.addEventListener('change', function () {
+      if (!radio.checked) return;
+      choices.forEach(function (other) {
+        if (other !== radio) other.checked = false;
+      });
+      Array.prototype.slice.call(form.querySelectorAll('[data-option]')).forEach(function (group) {
+        var chosen = group.getAttribute('data-option') === radio.value;
+        group.hidden = !chosen;
+        if (!chosen) {
+          Array.prototype.slice.call(group.querySelectorAll('[data-env]')).forEach(function (el) {
+            el.value = '';
+          });
+        }
+      });
+      var first = inputs()[0];
+      if (first) first.focus();
+    });
+  });
+
+  var PROJECT_RE = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
+  var projectEl = document.getElementById('project');
+  var keepEl = document.getElementById('keep');
+
+  /** UTF-8 length of a string. */
+  function byteLength(s) {
+    return new TextEncoder().encode(s).length;
   }
 
   // Telegram Mini App launch data (in the URL fragment, never sent to the server by the
@@ -222,13 +266,33 @@
       empty[0].focus();
       return;
     }
+    // A file pasted whole is sealed as is; a key loses the spaces a copy picks up.
+    function valueOf(el) {
+      return el.tagName === 'TEXTAREA' ? el.value : el.value.trim();
+    }
+    var tooBig = fields.filter(function (el) {
+      var max = Number(el.getAttribute('data-max-bytes')) || 0;
+      return max > 0 && byteLength(valueOf(el)) > max;
+    });
+    if (tooBig.length > 0) {
+      show('error', tooBig[0].tagName === 'TEXTAREA' ? msg('file_too_big') : msg('bad_request', { msg: 'too long' }));
+      tooBig[0].focus();
+      return;
+    }
+    var projectId = projectEl ? projectEl.value.trim() : '';
+    if (projectId && !PROJECT_RE.test(projectId)) {
+      show('error', msg('bad_project'));
+      projectEl.focus();
+      return;
+    }
+    var keep = keepEl ? keepEl.value : 'never';
     button.disabled = true;
     show('pending', msg('sealing'));
     var sealed = {};
     try {
       var publicKey = sodium.from_base64(publicKeyB64, sodium.base64_variants.ORIGINAL);
       fields.forEach(function (input) {
-        var plain = sodium.from_string(input.value.trim());
+        var plain = sodium.from_string(valueOf(input));
         input.value = '';
         var box = sodium.crypto_box_seal(plain, publicKey);
         sodium.memzero(plain);
@@ -244,6 +308,11 @@
     submitted = true;
     show('pending', msg('sending'));
 
+    var post = { key_id: keyId, sealed: sealed };
+    // Not secret, posted as plain fields; the server checks them again.
+    if (keep === '1' || keep === '7' || keep === '30') post.expires_in_days = Number(keep);
+    if (projectId) post.project_id = projectId;
+
     var headers = { 'Content-Type': 'application/json', Accept: 'application/json' };
     var initData = telegramInitData();
     if (initData) headers['X-Telegram-Init-Data'] = initData;
@@ -251,7 +320,7 @@
     fetch(basePath, {
       method: 'POST',
       headers: headers,
-      body: JSON.stringify({ key_id: keyId, sealed: sealed }),
+      body: JSON.stringify(post),
       credentials: 'same-origin',
       cache: 'no-store',
       referrerPolicy: 'no-referrer',

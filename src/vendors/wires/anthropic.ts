@@ -10,6 +10,12 @@
  *
  * JSON mode: the Messages API has no response_format; when asked and the model's
  * capabilities say json, the system prompt gains a one-line JSON-only instruction.
+ *
+ * OAuth (credential_kind oauth_json, the Claude Code template): the secret is the access
+ * token from Claude Code's credentials file (refreshed by src/credentials). The API takes it
+ * as `Authorization: Bearer` with no x-api-key, and only with the `oauth-2025-04-20` beta
+ * (without it: 401 "OAuth authentication is currently not supported."); the beta is merged
+ * into any anthropic-beta values the model already sends.
  */
 import type { CustomModel } from '../../registry/types.ts';
 import { classifyError, classifyHttp, toProbeResult, toVendorError, streamFailure } from '../classify.ts';
@@ -47,15 +53,37 @@ export function buildAnthropicBody(
   return body;
 }
 
-function headers(model: CustomModel, key: string, accept: string): Record<string, string> {
+export const OAUTH_BETA = 'oauth-2025-04-20';
+
+/** Bearer mode: the model's credential is an OAuth credentials file (Claude Code). */
+export function usesOAuthBearer(model: CustomModel): boolean {
+  return model.credential_kind === 'oauth_json';
+}
+
+/** `anthropic-beta` values are a comma-separated list; adds `value` once. */
+export function mergeBeta(existing: string | undefined, value: string): string {
+  const items = (existing ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (!items.includes(value)) items.push(value);
+  return items.join(',');
+}
+
+export function anthropicHeaders(model: CustomModel, key: string, accept: string): Record<string, string> {
   const h: Record<string, string> = {
     ...extraHeaders(model),
     'content-type': 'application/json',
     accept,
     'user-agent': USER_AGENT,
-    'x-api-key': key,
   };
   if (!Object.keys(h).some((k) => k.toLowerCase() === 'anthropic-version')) h['anthropic-version'] = ANTHROPIC_VERSION;
+  if (usesOAuthBearer(model)) {
+    const betaKey = Object.keys(h).find((k) => k.toLowerCase() === 'anthropic-beta');
+    const beta = mergeBeta(betaKey ? h[betaKey] : undefined, OAUTH_BETA);
+    if (betaKey) delete h[betaKey];
+    h['anthropic-beta'] = beta;
+    h.authorization = `Bearer ${key}`;
+  } else {
+    h['x-api-key'] = key;
+  }
   return h;
 }
 
@@ -95,7 +123,7 @@ export function createAnthropicWire(netOpts?: NetOptions): Wire {
       try {
         const res = await vendorRequest(
           anthropicUrl(model),
-          { method: 'POST', headers: headers(model, key, 'application/json'), body: JSON.stringify(body), signal: opts.signal, headersTimeoutMs: PROBE_HEADERS_TIMEOUT_MS, bodyTimeoutMs: PROBE_HEADERS_TIMEOUT_MS },
+          { method: 'POST', headers: anthropicHeaders(model, key, 'application/json'), body: JSON.stringify(body), signal: opts.signal, headersTimeoutMs: PROBE_HEADERS_TIMEOUT_MS, bodyTimeoutMs: PROBE_HEADERS_TIMEOUT_MS },
           net(),
         );
         const text = await res.body.text().catch(() => '');
@@ -119,7 +147,7 @@ export function createAnthropicWire(netOpts?: NetOptions): Wire {
       const body = buildAnthropicBody(model, messages, { stream: true, maxTokens: model.max_tokens, thinking: opts.thinking, json: opts.json });
       let res;
       try {
-        res = await vendorRequest(anthropicUrl(model), { method: 'POST', headers: headers(model, key, 'text/event-stream'), body: JSON.stringify(body), signal: opts.signal }, net());
+        res = await vendorRequest(anthropicUrl(model), { method: 'POST', headers: anthropicHeaders(model, key, 'text/event-stream'), body: JSON.stringify(body), signal: opts.signal }, net());
       } catch (e) {
         if (opts.signal?.aborted) throw opts.signal.reason;
         throw toVendorError(classifyError(e));

@@ -9,7 +9,8 @@
  *  - otherwise AWS SigV4 (service `bedrock`) with `AWS_ACCESS_KEY_ID` (or the model's
  *    api_key_env) + `AWS_SECRET_ACCESS_KEY` (+ optional `AWS_SESSION_TOKEN`). The secret
  *    access key never becomes a JS string: the HMAC key is built from its bytes and wiped.
- * Region: settings.region, else the base_url host, else secrets AWS_REGION, else us-east-1.
+ * Region: the base_url host's (bedrock-runtime.<region>.amazonaws.com), else settings.region,
+ * else secrets AWS_REGION, else us-east-1 (see bedrockRegion).
  *
  * Client choice: hand-signed (SigV4 is ~40 lines; the fake Bedrock verifies every signature
  * with @smithy/signature-v4, the signer the AWS SDK uses) + undici through the SSRF-safe
@@ -187,10 +188,28 @@ const CONVERSE_TOP = new Set([
 ]);
 const INFERENCE_ALIASES: Record<string, string> = { temperature: 'temperature', top_p: 'topP', topP: 'topP', stop: 'stopSequences', stop_sequences: 'stopSequences', stopSequences: 'stopSequences', max_tokens: 'maxTokens', maxTokens: 'maxTokens' };
 
+/** The region an AWS Bedrock Runtime host names (regional, FIPS, VPC endpoint, China), if any. */
+export function regionOfHost(baseUrl: string | undefined): string | undefined {
+  let host: string;
+  try {
+    host = new URL(baseUrl ?? '').hostname.toLowerCase();
+  } catch {
+    return undefined;
+  }
+  return /(?:^|\.)bedrock-runtime(?:-fips)?\.([a-z]{2}(?:-gov)?-[a-z]+-\d+)\.(?:vpce\.)?amazonaws\.com(?:\.cn)?$/.exec(host)?.[1];
+}
+
+/**
+ * The signing region. An AWS host decides: Bedrock refuses a signature scoped to another
+ * region than its endpoint's, and settings.region is copied from the template (us-east-1)
+ * when the model is added, so it would go stale when base_url moves to another region.
+ * settings.region is the override for hosts that name no region (a proxy, a private DNS
+ * name, a `{region}` placeholder in base_url); then secrets AWS_REGION, then us-east-1.
+ */
 export function bedrockRegion(model: CustomModel, secrets?: Secrets): string {
+  const fromHost = regionOfHost(model.base_url);
+  if (fromHost) return fromHost;
   if (model.settings?.region) return model.settings.region;
-  const m = /bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com/i.exec(model.base_url ?? '');
-  if (m) return m[1]!;
   const r = secrets ? secretString(secrets, 'AWS_REGION') : '';
   return r || 'us-east-1';
 }

@@ -10,6 +10,7 @@ import type { Wire } from '../types.ts';
 import { anthropicWire, createAnthropicWire } from './anthropic.ts';
 import { azureOpenAIWire, createAzureOpenAIWire } from './azure-openai.ts';
 import { bedrockWire, createBedrockWire } from './bedrock.ts';
+import { createGeminiCodeAssistWire, geminiCodeAssistWire } from './gemini-code-assist.ts';
 import { createOpenAIWire, openaiWire } from './openai.ts';
 
 const shared: Record<WireId, Wire> = {
@@ -17,6 +18,7 @@ const shared: Record<WireId, Wire> = {
   'azure-openai': azureOpenAIWire,
   anthropic: anthropicWire,
   bedrock: bedrockWire,
+  'gemini-code-assist': geminiCodeAssistWire,
 };
 
 export function getWire(id: WireId | string): Wire {
@@ -35,9 +37,11 @@ export function createWire(id: WireId | string, net?: NetOptions): Wire {
       return createAnthropicWire(net);
     case 'bedrock':
       return createBedrockWire(net);
+    case 'gemini-code-assist':
+      return createGeminiCodeAssistWire(net);
     default:
       throw new ByokError('invalid_input', `unknown wire "${id}"`);
   }
 }
 
-export { createAnthropicWire, createAzureOpenAIWire, createBedrockWire, createOpenAIWire };
+export { createAnthropicWire, createAzureOpenAIWire, createBedrockWire, createGeminiCodeAssistWire, createOpenAIWire };
