@@ -10,15 +10,33 @@ export interface ShellOptions {
   /** Called when the input ends (Ctrl-D, or the end of a piped script). */
   onEnd?: () => void;
   lang?: Lang;
+  /** Quiet time that ends a burst of lines (a paste); default PASTE_WINDOW_MS. */
+  pasteWindowMs?: number;
 }
 
 const CHAT: ChannelRef = { channel: 'shell', chat_id: 'local', user_id: 'local' };
 
 /**
+ * Lines arriving closer together than this are one paste, hence one message. A paste reaches
+ * readline in one read (a few over a slow ssh link, well under this); nobody types a second
+ * line this fast.
+ */
+export const PASTE_WINDOW_MS = 80;
+
+/** A command is one line (`/byok example`); it is never joined with the lines around it. */
+const COMMAND_RE = /^\/[A-Za-z]/;
+
+/**
  * The terminal channel (the embedded default): one local user, workspace `local`. Reads
  * lines whether or not stdin is a TTY, so a script can drive it; prints replies, streams
  * tokens as they arrive, and prints the one-time link for key entry.
- * Lines are handled one at a time, in order, so scripted sessions are deterministic.
+ *
+ * One message per burst: lines that arrive within PASTE_WINDOW_MS of each other (a pasted
+ * API example) are joined with "\n" into one message. A line ending in a backslash always
+ * continues onto the next one (curl style), so a long example can also be typed or pasted
+ * in pieces. A command line (`/…`) is sent on its own at once, so a script can mix commands
+ * and text. Messages are handled one at a time, in order, so scripted sessions are
+ * deterministic.
  */
 export class ShellChannel implements ChannelAdapter {
   readonly name = 'shell';
@@ -26,14 +44,54 @@ export class ShellChannel implements ChannelAdapter {
   private rl?: readline.Interface;
   private seq = 0;
   private queue: Promise<void> = Promise.resolve();
+  /** Lines of the message being gathered. */
+  private pending: string[] = [];
+  private timer?: NodeJS.Timeout;
+  private flushWaiters: Array<() => void> = [];
+  private onMessage?: (msg: InboundMessage) => Promise<void>;
+  /** What the last write left on the current output line (see send). */
+  private line: 'clean' | 'prefix' | 'text' = 'clean';
 
   constructor(private readonly opts: ShellOptions) {}
 
   async start(onMessage: (msg: InboundMessage) => Promise<void>): Promise<void> {
+    this.onMessage = onMessage;
     this.rl = readline.createInterface({ input: this.opts.input, terminal: false, crlfDelay: Infinity });
-    this.rl.on('line', (line) => {
-      const text = line.trim();
-      if (!text) return;
+    this.rl.on('line', (line) => this.take(line));
+    this.rl.on('close', () => {
+      this.flush();
+      void this.queue.then(() => this.opts.onEnd?.());
+    });
+  }
+
+  private take(line: string): void {
+    if (!this.pending.length && !line.trim()) return;
+    if (COMMAND_RE.test(line.trimStart())) {
+      const open = this.pending.at(-1);
+      // Inside a backslash block the line belongs to the block; otherwise it stands alone.
+      if (!(open !== undefined && open.trimEnd().endsWith('\\'))) {
+        this.flush();
+        this.pending.push(line);
+        if (!line.trimEnd().endsWith('\\')) this.flush();
+        return;
+      }
+    }
+    this.pending.push(line);
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    // A trailing backslash: the message goes on; wait for the next line however long it takes.
+    if (line.trimEnd().endsWith('\\')) return;
+    this.timer = setTimeout(() => this.flush(), this.opts.pasteWindowMs ?? PASTE_WINDOW_MS);
+  }
+
+  /** Sends the gathered lines as one message. */
+  private flush(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const text = this.pending.join('\n').trim();
+    this.pending = [];
+    if (text && this.onMessage) {
+      const onMessage = this.onMessage;
       const msg: InboundMessage = {
         channel: 'shell',
         chat: CHAT,
@@ -46,15 +104,17 @@ export class ShellChannel implements ChannelAdapter {
         kind: 'text',
       };
       this.queue = this.queue.then(() => onMessage(msg)).catch(() => undefined);
-    });
-    this.rl.on('close', () => {
-      void this.queue.then(() => this.opts.onEnd?.());
-    });
+    }
+    for (const w of this.flushWaiters.splice(0)) w();
   }
 
-  /** Resolves when every line read so far has been handled. */
-  idle(): Promise<void> {
-    return this.queue;
+  /**
+   * Resolves when every line read so far has been handled (after the paste window closes).
+   * An open backslash block is not waited for: it ends only with more input.
+   */
+  async idle(): Promise<void> {
+    while (this.timer) await new Promise<void>((r) => this.flushWaiters.push(r));
+    await this.queue;
   }
 
   async stop(): Promise<void> {
@@ -78,7 +138,11 @@ export class ShellChannel implements ChannelAdapter {
       .filter((c) => c.url)
       .map((c) => `  [${c.label}] ${c.url}`);
     if (extra.length) text += '\n' + extra.join('\n');
-    this.write(`bot> ${text.replace(/\n/g, '\n     ')}\n`);
+    // A streamed answer cut short (a vendor error) left its line open: a bare prompt is
+    // reused (no "bot> bot> "), partial text is ended first.
+    const prefix = this.line === 'prefix' ? '' : this.line === 'text' ? '\nbot> ' : 'bot> ';
+    this.write(`${prefix}${text.replace(/\n/g, '\n     ')}\n`);
+    this.line = 'clean';
     return { chat: CHAT, messageId: String(++this.seq) };
   }
 
@@ -96,11 +160,15 @@ export class ShellChannel implements ChannelAdapter {
   async streamReply(_chat: ChannelRef, chunks: AsyncIterable<string>, lang: Lang): Promise<string> {
     let full = '';
     this.write('bot> ');
+    this.line = 'prefix';
     for await (const c of chunks) {
+      if (!c) continue;
       full += c;
       this.write(c.replace(/\n/g, '\n     '));
+      this.line = 'text';
     }
     this.write((full ? '' : t(lang, 'relay.empty')) + '\n');
+    this.line = 'clean';
     return full;
   }
 }

@@ -946,9 +946,20 @@ function detectThinking(body: Obj, wire: ExampleDraft['wire'], endpoint: Ctx['en
   if (isObj(th)) {
     const type = typeof th.type === 'string' ? th.type : undefined;
     const budget = posInt(th.budget_tokens);
+    if (type === 'adaptive') {
+      // Claude 4.6+: `{type: adaptive}` + `output_config.effort`, no budget (Opus 4.7+ refuse
+      // `enabled`). Elsewhere (a proxy's own dialect) the field is kept verbatim, not rewritten.
+      if (wire !== 'anthropic') return undefined;
+      const oc = body.output_config;
+      const eff = isObj(oc) ? effortOf(oc.effort) : undefined;
+      return { style: 'anthropic_budget', adaptive: true, default_on: true, ...(eff ? { default_effort: eff } : {}) };
+    }
     if (budget !== undefined) {
       return { style: 'anthropic_budget', budget_tokens: budget, ...(type ? { default_on: type === 'enabled' } : {}) };
     }
+    // Anthropic requires budget_tokens with `enabled`: without one in the example the rule
+    // has none, and the request gets one sized from max_tokens (see vendors/thinking.ts).
+    if (wire === 'anthropic' && (type === 'enabled' || type === 'disabled')) return { style: 'anthropic_budget', default_on: type === 'enabled' };
     if (type) return { style: 'thinking_type', default_on: type !== 'disabled' };
   }
   if (typeof body.enable_thinking === 'boolean') {
@@ -1203,6 +1214,13 @@ function build(ctx: Ctx): Result<{ draft: ExampleDraft; warnings: string[] }> {
     if (ctx.endpoint === 'responses' && k === 'reasoning' && thinking?.style === 'reasoning_effort') continue;
     const j = toJson(v, droppedVars, k);
     if (j !== undefined) request_fields[k] = j;
+  }
+  // Adaptive thinking's effort lives in the rule (sent only while thinking is on).
+  const oc = request_fields.output_config;
+  if (thinking?.adaptive && thinking.default_effort && oc && typeof oc === 'object' && !Array.isArray(oc)) {
+    const { effort: _effort, ...rest } = oc as Record<string, unknown>;
+    if (Object.keys(rest).length) request_fields.output_config = rest;
+    else delete request_fields.output_config;
   }
   if (droppedVars.length > 0) {
     warnings.push(

@@ -10,8 +10,10 @@
  *                        (there is no portable "off": the lowest effort is model-specific)
  *  anthropic_budget      on: `thinking: {type: enabled, budget_tokens}` with max_tokens raised
  *                        above the budget, temperature/top_k dropped (Anthropic refuses them
- *                        with thinking); adaptive models: `thinking: {type: adaptive}` +
- *                        `output_config: {effort}`; off/unset: nothing (off is the default)
+ *                        with thinking); no budget in the rule: one sized from max_tokens;
+ *                        adaptive models: `thinking: {type: adaptive}` + `output_config:
+ *                        {effort}` (the rule's, else the request fields', else medium);
+ *                        off/unset: nothing (off is the default)
  *  enable_thinking       on/off: top-level boolean `<param|enable_thinking>`; with
  *                        budget_tokens also `thinking_budget` (DashScope)
  *  thinking_type         on/off: `<param|thinking>: {type: enabled|disabled}`
@@ -65,8 +67,10 @@ export function applyThinking<T extends Record<string, unknown>>(
       const field = opts.maxTokensField ?? 'max_tokens';
       if (rule.adaptive) {
         b.thinking = { type: 'adaptive' };
-        const effort = rule.default_effort === 'minimal' ? 'low' : (rule.default_effort ?? 'medium');
-        b.output_config = { ...((b.output_config as object) ?? {}), effort };
+        // An effort the request fields already carry (e.g. `max`, beyond the rule's scale) stays.
+        const prev = b.output_config && typeof b.output_config === 'object' && !Array.isArray(b.output_config) ? (b.output_config as Record<string, unknown>) : {};
+        const effort = rule.default_effort ? (rule.default_effort === 'minimal' ? 'low' : rule.default_effort) : typeof prev.effort === 'string' ? prev.effort : 'medium';
+        b.output_config = { ...prev, effort };
       } else {
         const current = typeof b[field] === 'number' ? (b[field] as number) : model.max_tokens;
         const budget = anthropicBudget(rule, current);

@@ -563,10 +563,19 @@ response = client.chat.completions.create(model="gpt-4o-mini-deploy", messages=[
     });
   });
 
-  it('anthropic thinking without a budget stays a request field (thinking_type)', () => {
+  it('anthropic adaptive thinking stays adaptive (no budget), its effort in the rule', () => {
     const r = parsed(`curl https://api.anthropic.com/v1/messages -H "x-api-key: $ANTHROPIC_API_KEY" -H "anthropic-version: 2023-06-01" -d '{"model":"claude-opus-4-7","max_tokens":2048,"thinking":{"type":"adaptive"},"messages":[]}'`);
-    expect(r.draft.thinking).toEqual({ style: 'thinking_type', default_on: true });
-    expect(r.draft.request_fields).toEqual({ thinking: { type: 'adaptive' } });
+    expect(r.draft.thinking).toEqual({ style: 'anthropic_budget', adaptive: true, default_on: true });
+    expect(r.draft.request_fields).toEqual({});
+    const e = parsed(`curl https://api.anthropic.com/v1/messages -H "x-api-key: $ANTHROPIC_API_KEY" -d '{"model":"claude-opus-4-7","max_tokens":2048,"thinking":{"type":"adaptive"},"output_config":{"effort":"high","format":"x"},"messages":[]}'`);
+    expect(e.draft.thinking).toEqual({ style: 'anthropic_budget', adaptive: true, default_on: true, default_effort: 'high' });
+    expect(e.draft.request_fields).toEqual({ output_config: { format: 'x' } });
+  });
+
+  it('anthropic `enabled` without a budget: anthropic_budget with no budget (one is sized at request time)', () => {
+    const r = parsed(`curl https://api.anthropic.com/v1/messages -H "x-api-key: $ANTHROPIC_API_KEY" -d '{"model":"claude-sonnet-4-5","max_tokens":4096,"thinking":{"type":"enabled"},"messages":[]}'`);
+    expect(r.draft.thinking).toEqual({ style: 'anthropic_budget', default_on: true });
+    expect(r.draft.request_fields).toEqual({});
   });
 
   it('placeholder keys are dropped silently (no rotate warning)', () => {
