@@ -55,6 +55,8 @@ export interface EnvInputRequest {
   url: string;
   expires_at: string;
   lang: Lang;
+  /** The user's time zone (IANA) for showing `expires_at`; absent: the language's default. */
+  tz?: string;
 }
 
 export interface SentRef {
@@ -88,6 +90,11 @@ export interface ChannelAdapter {
   privateChatLink?(payload: string): string | undefined;
   /** Whether the sender may change the group's settings (group admin / room owner). */
   isGroupAdmin?(msg: InboundMessage): Promise<boolean>;
+  /**
+   * Shows that the bot is working on an answer (Telegram: the "typing…" chat action, which
+   * lasts about 5 s; the relay renews it while the vendor has sent no text yet).
+   */
+  typing?(chat: ChannelRef): Promise<void>;
   /** Stream a reply progressively in the channel's own way; default: core send/edit loop. */
   streamReply?(chat: ChannelRef, chunks: AsyncIterable<string>, lang: Lang): Promise<string>;
   /** Register HTTP routes on the app's server before it listens (Telegram webhook, WeChat QR). */

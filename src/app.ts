@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ChannelAdapter } from '../channels/types.ts';
 import { keepsPreviousKey, validateKeyFinalFailure, validateKeyHandler, type ValidateDeps } from '../worker/validate-key.ts';
 import { Notifier } from './chat/notifier.ts';
+import { storedTimeZone } from './chat/time.ts';
 import { loadPlatformModels, type PlatformModels } from './chat/platform.ts';
 import { ChatRouter } from './chat/router.ts';
 import type { Config } from './config.ts';
@@ -174,7 +175,7 @@ export async function createApp(opts: AppOptions): Promise<App> {
   registerKeyJobs(maintenanceRunner, keyJobs);
 
   const channels: ChannelAdapter[] = [];
-  const notifier = new Notifier({ registry, logger, store });
+  const notifier = new Notifier({ registry, logger, store, tzOf: (ws) => storedTimeZone(store, ws) });
   notifyRunner.register<NotifyPayload>(JOB_NOTIFY, (p, ctx) => notifier.deliver(p, ctx));
 
   /** The validate-key job of a sealed submission; its job id is the submission's. */
@@ -195,6 +196,7 @@ export async function createApp(opts: AppOptions): Promise<App> {
     requests,
     platform,
     logger,
+    vendorIdleTimeoutMs: config.vendorIdleTimeoutMs,
     async retest(ws, modelId, _channel: ChannelRef) {
       const sub = await submissions.forModel(ws, modelId);
       if (!sub) return false;

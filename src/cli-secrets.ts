@@ -69,19 +69,20 @@ export const secretCommands: Record<string, CommandSpec> = {
       const m = got.model;
       if (m.status === 'removed') return { ok: false, code: 'not_found', error: `custom/${m.id} is removed; add it again to reactivate it` };
       const config = ctx.config();
-      const tpl = getTemplate(m.vendor);
+      // A custom endpoint has no key page: named by its host, no link (never "Create a key at custom").
+      const page = (await import('./chat/commands/add.ts')).keyPageOf(m);
       const lang = ctx.values.lang === 'zh' ? 'zh' : 'en';
       const requests = new EnvInputRequests(ctx.store(), { ttlMs: config.tokenTtlMs, publicUrl: config.publicUrl });
       const res = await requests.request({
         workspace: ctx.workspace,
         channel: { ...channelForWorkspace(ctx.workspace), lang },
         env_vars: [m.api_key_env, ...m.extra_env_vars],
-        reason: `${tpl?.name ?? m.vendor} API key for ${m.name} (custom/${m.id})`,
+        reason: `${page.vendor_name} API key for ${m.name} (custom/${m.id})`,
         model_id: m.id,
         vendor: m.vendor,
-        vendor_name: tpl?.name ?? m.vendor,
+        vendor_name: page.vendor_name,
         model_name: `${m.name} (${m.upstream_model})`,
-        homepage: tpl?.homepage ?? m.base_url,
+        homepage: page.homepage,
         lang,
         force: true,
       });

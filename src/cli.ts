@@ -27,6 +27,7 @@ import { addArgsFromDraft, createRegistry, type AddArgs, type Registry, type Tem
 import { createStore } from './store/index.ts';
 import { lazyVaultKeys, secretCommands } from './cli-secrets.ts';
 import { keyCommands, withKeyFields } from './cli-keys.ts';
+import { settingChanges, UPDATE_SETTING_OPTIONS, UPDATE_SETTING_USAGE } from './cli-update.ts';
 import type { Store } from './store/types.ts';
 
 export interface CliIO {
@@ -296,14 +297,15 @@ export const commands: Record<string, CommandSpec> = {
     run: async (ctx) => ctx.registry().remove(ctx.workspace, ctx.args[0]!),
   },
   update: {
-    summary: 'Change display name, upstream model, base URL or max tokens',
-    usage: 'update <id> [--name N] [--model M] [--base-url URL] [--max-tokens N]',
+    summary: 'Change display name, upstream model, base URL, max tokens, capability flags, pricing or the reasoning parameter',
+    usage: `update <id> [--name N] [--model M] [--base-url URL] [--max-tokens N] ${UPDATE_SETTING_USAGE}`,
     positionals: { min: 1, max: 1 },
     options: {
       name: { type: 'string' },
       model: { type: 'string' },
       'base-url': { type: 'string' },
       'max-tokens': { type: 'string' },
+      ...UPDATE_SETTING_OPTIONS,
     },
     run: async (ctx) => {
       const changes = Object.fromEntries(
@@ -314,8 +316,26 @@ export const commands: Record<string, CommandSpec> = {
           max_tokens: intOpt(ctx.values['max-tokens']),
         }).filter(([, v]) => v !== undefined),
       );
-      if (!Object.keys(changes).length) throw new UsageError('nothing to update: give at least one of --name, --model, --base-url, --max-tokens');
+      const settings = settingChanges(ctx.values);
+      if (!settings.ok) throw new UsageError(settings.error);
+      Object.assign(changes, settings.changes);
+      if (!Object.keys(changes).length) {
+        throw new UsageError('nothing to update: give at least one of --name, --model, --base-url, --max-tokens, --vision/--tools/--json/--reasoning, --price-in/--price-out, --no-price, --reasoning-param');
+      }
       return ctx.registry().update(ctx.workspace, ctx.args[0]!, changes);
+    },
+  },
+  usage: {
+    summary: 'Tokens and cost per model (or --by provider) over a period: --since today|7d|30d|all (default all; today is UTC)',
+    usage: 'usage [--since today|7d|30d|all] [--by model|provider]',
+    options: { since: { type: 'string' }, by: { type: 'string' } },
+    run: async (ctx) => {
+      const { usageReport } = await import('./chat/commands/usage.ts');
+      const since = str(ctx.values.since) ?? 'all';
+      const by = str(ctx.values.by) ?? 'model';
+      const r = await usageReport(ctx.store(), ctx.registry(), ctx.workspace, since, by);
+      if (!r) throw new UsageError('--since takes today, all or <n>d (e.g. 7d); --by takes model or provider');
+      return r;
     },
   },
   guard: {

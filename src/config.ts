@@ -36,12 +36,21 @@ export interface Config {
   trustProxyHops: number;
   /** Operator secret for admin-only routes such as /wechat/qr from a non-loopback peer (BYOK_ADMIN_SECRET). */
   adminSecret?: string;
+  /** Operator admins, who manage platform models in chat: channel user ids (BYOK_ADMINS=tg:123,wx:abc). */
+  admins: string[];
   /** How often stored keys are re-checked with the vendor (BYOK_KEY_HEALTH_INTERVAL_HOURS, 24; 0: never). */
   keyHealthIntervalMs: number;
   /** Health probes at once per run (BYOK_KEY_HEALTH_CONCURRENCY, 4). */
   keyHealthConcurrency: number;
   /** How often expired keys are deleted and "expires tomorrow" notices sent (BYOK_KEY_EXPIRY_SWEEP_MINUTES, 15; 0: never). */
   keyExpirySweepMs: number;
+  /** A vendor that sends nothing for this long is given up on, with a notice (BYOK_VENDOR_IDLE_TIMEOUT_SECONDS, 60; 0: never). */
+  vendorIdleTimeoutMs: number;
+}
+
+/** BYOK_ADMINS: comma-separated channel user ids (tg:123, wx:abc, local); empty: nobody. */
+export function operatorAdmins(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.BYOK_ADMINS || '').split(',').map((s) => s.trim()).filter(Boolean);
 }
 
 /** A non-negative number (fractions allowed: tests run hourly jobs every few seconds). */
@@ -94,8 +103,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     drainMs: int('BYOK_DRAIN_SECONDS', env.BYOK_DRAIN_SECONDS, 20) * 1000,
     trustProxyHops: Math.max(0, Math.floor(Number(env.TRUST_PROXY) || 0)),
     adminSecret: env.BYOK_ADMIN_SECRET || undefined,
+    admins: operatorAdmins(env),
     keyHealthIntervalMs: Math.round(num('BYOK_KEY_HEALTH_INTERVAL_HOURS', env.BYOK_KEY_HEALTH_INTERVAL_HOURS, 24) * 3_600_000),
     keyHealthConcurrency: Math.max(1, int('BYOK_KEY_HEALTH_CONCURRENCY', env.BYOK_KEY_HEALTH_CONCURRENCY, 4)),
     keyExpirySweepMs: Math.round(num('BYOK_KEY_EXPIRY_SWEEP_MINUTES', env.BYOK_KEY_EXPIRY_SWEEP_MINUTES, 15) * 60_000),
+    vendorIdleTimeoutMs: Math.round(num('BYOK_VENDOR_IDLE_TIMEOUT_SECONDS', env.BYOK_VENDOR_IDLE_TIMEOUT_SECONDS, 60) * 1000),
   };
 }

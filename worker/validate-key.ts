@@ -210,7 +210,8 @@ export function validateKeyHandler(deps: ValidateDeps) {
     if (DEFINITE.has(result.outcome)) {
       const kept = await keepsPreviousKey(deps, workspace, model.id);
       if (kept) await deps.registry.record_key_attempt(workspace, model.id, { outcome: result.outcome });
-      else await deps.registry.set_status(workspace, model.id, 'key_error', { code: result.outcome, message: result.message ?? result.outcome });
+      // A model the vendor does not serve is the model's problem, not the key's (fix the name, then send the key again).
+      else await deps.registry.set_status(workspace, model.id, result.outcome === 'invalid_model' ? 'model_problem' : 'key_error', { code: result.outcome, message: result.message ?? result.outcome });
       // A mistyped key: the page may offer the form again (a fresh link, see EnvInputRequests.retryFor).
       await finish(result.outcome, result.message, undefined, { kept, retry: result.outcome === 'invalid_key' });
       throw new UnrecoverableError(`vendor answered ${result.outcome}`);

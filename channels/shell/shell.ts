@@ -2,7 +2,7 @@ import readline from 'node:readline';
 import type { ChannelAdapter, ChannelReadiness, EnvInputRequest, InboundMessage, KeyResult, OutgoingMessage, SentRef } from '../types.ts';
 import type { ChannelRef } from '../../src/queue/types.ts';
 import { t, type Lang } from '../../src/i18n/index.ts';
-import { formatTime } from '../../src/chat/router.ts';
+import { formatTime } from '../../src/chat/time.ts';
 
 export interface ShellOptions {
   input: NodeJS.ReadableStream;
@@ -148,7 +148,7 @@ export class ShellChannel implements ChannelAdapter {
 
   async requestEnvInput(chat: ChannelRef, req: EnvInputRequest): Promise<SentRef> {
     return this.send(chat, {
-      text: t(req.lang, 'byok.form_text', { vendor: req.vendor_name, model: req.model_name, reason: req.reason, expires: formatTime(req.expires_at), url: req.url }),
+      text: t(req.lang, 'byok.form_text', { vendor: req.vendor_name, model: req.model_name, reason: req.reason, expires: formatTime(req.expires_at, req.lang, req.tz), url: req.url }),
     });
   }
 
@@ -156,17 +156,25 @@ export class ShellChannel implements ChannelAdapter {
     await this.send(chat, { text: result.text });
   }
 
-  /** Prints tokens as they arrive, then a newline. */
+  /**
+   * Prints tokens as they arrive, then a newline. The prompt shows at once (the bot is on it);
+   * a notice sent meanwhile ("still waiting for …") takes that line, and the answer gets a new one.
+   */
   async streamReply(_chat: ChannelRef, chunks: AsyncIterable<string>, lang: Lang): Promise<string> {
     let full = '';
-    this.write('bot> ');
-    this.line = 'prefix';
+    const prompt = () => {
+      if (this.line === 'clean') this.write('bot> ');
+      if (this.line !== 'text') this.line = 'prefix';
+    };
+    prompt();
     for await (const c of chunks) {
       if (!c) continue;
+      prompt();
       full += c;
       this.write(c.replace(/\n/g, '\n     '));
       this.line = 'text';
     }
+    prompt();
     this.write((full ? '' : t(lang, 'relay.empty')) + '\n');
     this.line = 'clean';
     return full;

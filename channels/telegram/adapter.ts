@@ -11,7 +11,7 @@ import type { Logger } from '../../src/log.ts';
 import type { Store } from '../../src/store/types.ts';
 import { langFromCode, t, type Lang } from '../../src/i18n/index.ts';
 import { splitMessage } from '../../src/chat/split.ts';
-import { formatTime } from '../../src/chat/router.ts';
+import { formatTime } from '../../src/chat/time.ts';
 import { asPreview, BudgetSkipped, bucketName, SendBudget, type BudgetOptions } from './budget.ts';
 import { CallbackCodec, decodeCallback, pageRows, TtlMap, uid36, type InlineButton } from './callbacks.ts';
 import { commandList } from './commands.ts';
@@ -611,7 +611,7 @@ export class TelegramChannel implements ChannelAdapter {
       vendor: escapeHtml(req.vendor_name),
       model: escapeHtml(req.model_name),
       reason: escapeHtml(req.reason),
-      expires: escapeHtml(formatTime(req.expires_at)),
+      expires: escapeHtml(formatTime(req.expires_at, req.lang, req.tz)),
     });
     const plain = html.replace(/<\/?b>/g, '').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
     const label = t(lang, 'telegram.open_form');
@@ -694,6 +694,11 @@ export class TelegramChannel implements ChannelAdapter {
       this.logger.warn({ err: e }, 'telegram getChatMember failed');
       return false;
     }
+  }
+
+  /** The "typing…" action (about 5 s on screen); a preview for the budget: skipped when it runs short. */
+  async typing(chat: ChannelRef): Promise<void> {
+    await asPreview(() => this.bot.api.sendChatAction(Number(chat.chat_id), 'typing'));
   }
 
   /**
@@ -785,7 +790,9 @@ export class TelegramChannel implements ChannelAdapter {
       return false;
     }
     const expectedUser = record.channel.user_id ?? record.channel.chat_id;
-    const match = String(res.user.id) === expectedUser && workspaceOf(res.user.id) === record.workspace;
+    // The user who asked; the workspace is theirs, or a group's whose admin asked (/group key),
+    // the form being sent to that admin's private chat.
+    const match = String(res.user.id) === expectedUser && (workspaceOf(res.user.id) === record.workspace || record.workspace.startsWith('tg:group:'));
     if (!match) this.logger.warn({ reason: 'other_user' }, 'telegram: Mini App opened by another user');
     return match;
   }

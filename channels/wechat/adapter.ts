@@ -7,7 +7,7 @@ import qrcodeTerminal from 'qrcode-terminal';
 import { types as wxTypes, WechatyBuilder, type Wechaty, type WechatyOptions } from 'wechaty';
 import type { Config } from '../../src/config.ts';
 import { markdownToPlain, splitParagraphs } from '../../src/chat/markdown.ts';
-import { formatTime } from '../../src/chat/router.ts';
+import { formatTime } from '../../src/chat/time.ts';
 import { splitMessage } from '../../src/chat/split.ts';
 import { t, type Lang } from '../../src/i18n/index.ts';
 import type { Logger } from '../../src/log.ts';
@@ -465,7 +465,7 @@ export class WechatChannel implements ChannelAdapter {
       vendor: req.vendor_name,
       model: req.model_name,
       reason: req.reason,
-      expires: formatTime(req.expires_at, req.lang),
+      expires: formatTime(req.expires_at, req.lang, req.tz),
       url: req.url,
     });
     return this.send(chat, { text, noPreview: true });

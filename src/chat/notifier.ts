@@ -7,7 +7,7 @@ import type { Registry } from '../registry/registry.ts';
 import type { Store } from '../store/types.ts';
 import { getTemplate } from '../vendors/templates.ts';
 import { outcomeText } from './outcomes.ts';
-import { formatTime } from './router.ts';
+import { formatTime } from './time.ts';
 
 /** How long a sender holds a notice's claim (a crashed sender's claim lapses after it). */
 const CLAIM_MS = 60_000;
@@ -31,6 +31,8 @@ export interface NotifierDeps {
   store?: Pick<Store, 'getEphemeral' | 'putEphemeral' | 'putEphemeralIfAbsent' | 'deleteEphemeral'>;
   /** Claim lifetime, ms (default 60 s). */
   claimMs?: number;
+  /** The user's time zone for times in notices (`/tz`); absent: the language's default. */
+  tzOf?: (workspace: string) => Promise<string | undefined>;
 }
 
 /**
@@ -92,7 +94,8 @@ export class Notifier {
     const lang: Lang = p.channel.lang ?? 'en';
     if (p.kind && p.kind !== 'key_result') {
       // A stored key's life: a message of its own (never an edit of the form's card).
-      await adapter.send(p.channel, { text: keyNoticeText(lang, p), noPreview: true });
+      const tz = await this.deps.tzOf?.(p.workspace).catch(() => undefined);
+      await adapter.send(p.channel, { text: keyNoticeText(lang, p, tz), noPreview: true });
       this.deps.logger.info({ channel: p.channel.channel, kind: p.kind, outcome: p.outcome }, 'key notice delivered');
       return;
     }
@@ -102,7 +105,8 @@ export class Notifier {
       model,
       masked: p.masked_key,
       message: p.message,
-      reason: p.reason,
+      // A key result: a refused key (out of quota too) was not kept, so /byok test has nothing to test.
+      reason: p.reason ?? (p.outcome === 'quota_exceeded' ? 'not_kept' : undefined),
       status: p.status,
       retryAfterMs: p.retry_after_ms,
     });
@@ -125,7 +129,7 @@ export class Notifier {
 }
 
 /** Text of a key-life notice (expiring, expired, refused at a health check). */
-export function keyNoticeText(lang: Lang, p: NotifyPayload): string {
+export function keyNoticeText(lang: Lang, p: NotifyPayload, tz?: string): string {
   const ids = p.model_ids?.length ? p.model_ids : p.model_id ? [p.model_id] : [];
   const params = {
     vendor: p.vendor_name ?? p.env_var ?? '',
@@ -133,7 +137,7 @@ export function keyNoticeText(lang: Lang, p: NotifyPayload): string {
     env: p.env_var ?? '',
     id: p.model_id,
     models: ids.map((id) => `custom/${id}`).join(', '),
-    time: p.expires_at ? formatTime(p.expires_at, lang) : '',
+    time: p.expires_at ? formatTime(p.expires_at, lang, tz) : '',
   };
   switch (p.kind) {
     case 'key_expiring':

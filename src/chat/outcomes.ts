@@ -1,4 +1,6 @@
-import { t, type Lang, type MessageKey } from '../i18n/index.ts';
+import { catalogue, t, type Lang, type MessageKey } from '../i18n/index.ts';
+import { WHAT_TO_DO } from '../vendors/classify.ts';
+import type { VendorOutcome } from '../vendors/types.ts';
 
 /** Outcomes the user can be told about: the vendor classes plus "pending_retry". */
 export const OUTCOMES = [
@@ -40,16 +42,40 @@ export function outcomeText(
           : 'outcome.form_error'
         : kept && outcome !== 'ok'
           ? 'outcome.kept_previous'
+          : outcome === 'quota_exceeded' && p.reason === 'not_kept'
+            ? 'outcome.quota_not_kept'
           : (OUTCOMES as readonly string[]).includes(outcome)
             ? (`outcome.${outcome}` as MessageKey)
             : 'outcome.rejected';
   const wait = p.retryAfterMs ? t(lang, 'wait.seconds', { n: Math.max(1, Math.ceil(p.retryAfterMs / 1000)) }) : t(lang, 'wait.moment');
-  return t(lang, key, {
+  const text = t(lang, key, {
     model: p.model.name,
     id: p.model.id,
     masked: p.masked ?? '****',
-    message: (p.message ?? outcome).slice(0, 300),
+    message: detail(lang, outcome, p.message).slice(0, 300),
     wait,
     status: p.status ?? '5xx',
   });
+  // Texts that carry the vendor's words get the what-to-do hint in the user's language.
+  const todo = (key === 'outcome.rejected' || key === 'outcome.kept_previous') && Object.hasOwn(WHAT_TO_DO, outcome) ? WHAT_TO_DO[outcome as VendorOutcome] : undefined;
+  return todo && todo !== 'none' ? `${text}\n${t(lang, 'todo.label', { todo: t(lang, `todo.${todo}` as MessageKey) })}` : text;
+}
+
+/**
+ * The `{message}` of a notice. English keeps the vendor's (or the worker's) own words. In
+ * another language: a vendor's refusal (`rejected`) is quoted as it is, since only it says
+ * what was refused; other outcomes use the catalogue's text for the code; a form error's
+ * detail is already in the user's language (credential-file checks) or is one of the
+ * worker's two English reasons, translated here.
+ */
+function detail(lang: Lang, outcome: string, message: string | undefined): string {
+  const said = message ?? outcome;
+  if (lang === 'en') return said;
+  if (outcome === 'form_error') {
+    if (/[^\x00-\x7f]/.test(said)) return said;
+    return t(lang, /out of date/i.test(said) ? 'err.form_error.stale' : 'err.form_error.unreadable');
+  }
+  if (outcome === 'rejected') return t(lang, 'err.rejected.vendor_said', { message: said.slice(0, 200) });
+  const key = `err.${outcome}`;
+  return Object.hasOwn(catalogue(lang), key) ? t(lang, key as MessageKey).replace(/[。.]\s*$/, '') : said;
 }

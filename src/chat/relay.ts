@@ -12,7 +12,9 @@ import { scrubWith } from '../secrets/scrub.ts';
 import type { PlatformModels } from './platform.ts';
 import { splitMessage } from './split.ts';
 import type { ChatStateStore } from './state.ts';
-import type { UsageLedger } from './usage.ts';
+import { thinkingCall } from './commands/think.ts';
+import { providerOf, type UsageLedger } from './usage.ts';
+import { DEFAULT_IDLE_TIMEOUT_MS, VendorIdleTimeout, vendorLabel, watchVendor } from './waiting.ts';
 
 /** The part of the vault the relay may use: presence checks and scoped opening. */
 export interface RelayKeys {
@@ -33,6 +35,8 @@ export interface RelayDeps {
   env?: NodeJS.ProcessEnv;
   /** Minimum interval between streaming edits (Telegram allows about one per second per chat). */
   editIntervalMs?: number;
+  /** A vendor silent this long is given up on with a notice (BYOK_VENDOR_IDLE_TIMEOUT_SECONDS; 0: never). */
+  idleTimeoutMs?: number;
 }
 
 /**
@@ -76,6 +80,8 @@ export class Relay {
     }
     const scope = msg.isPrivate ? msg.workspace : (msg.groupWorkspace ?? msg.workspace);
     const history = (await this.deps.state.get(scope)).history;
+    // `/think`: the chat's choice for this model (src/chat/commands/think.ts).
+    const thinkChoice = target.selector ? (await this.deps.state.getPrefs(scope)).thinking?.[target.selector] : undefined;
     const messages: ChatMessage[] = [...history, { role: 'user', content: text }];
     const usageKey = isPlatform ? model.id : MODEL_SELECTOR_PREFIX + model.id;
 
@@ -94,11 +100,19 @@ export class Relay {
       const wire = getWire(m.wire);
       const controller = new AbortController();
       let usage: { input: number; output: number } | undefined;
-      const events = wire.stream(m, secrets, messages, { signal: controller.signal });
+      // Typing at once, "still waiting" when no text comes, and a give-up when the vendor goes quiet.
+      const think = thinkingCall(m, thinkChoice);
+      const events = watchVendor(wire.stream(think.model, secrets, messages, { signal: controller.signal, thinking: think.thinking }), (ev) => ev.type === 'text' && !!ev.text, {
+        idleTimeoutMs: this.deps.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+        typing: adapter.typing ? () => adapter.typing!(msg.chat) : undefined,
+        notice: () => send(t(lang, 'relay.still_waiting', { vendor: vendorLabel(model) })),
+        abort: () => controller.abort(),
+      });
       const chunks = textChunks(events, (u) => (usage = u));
       const answer = await this.present(adapter, msg.chat, chunks, lang);
-      if (usage) await this.deps.usage.record(target.owner, usageKey, usage.input, usage.output, model.pricing);
-      else await this.deps.usage.record(target.owner, usageKey, 0, 0, undefined);
+      const provider = { provider: providerOf(model) };
+      if (usage) await this.deps.usage.record(target.owner, usageKey, usage.input, usage.output, model.pricing, provider);
+      else await this.deps.usage.record(target.owner, usageKey, 0, 0, undefined, provider);
       return answer;
     };
 
@@ -106,6 +120,11 @@ export class Relay {
     try {
       answer = isPlatform ? await this.withPlatformKey(model, run) : await this.withSecrets(target.owner, model, run);
     } catch (e) {
+      if (e instanceof VendorIdleTimeout) {
+        await send(t(lang, 'relay.vendor_timeout', { vendor: vendorLabel(model), seconds: Math.round(e.idleMs / 1000) }));
+        this.deps.logger.warn({ outcome: 'vendor_idle_timeout', model: model.id, idle_ms: e.idleMs }, 'vendor call failed');
+        return;
+      }
       const v = e as { outcome?: string; retryAfterMs?: number; message?: string };
       if (!isPlatform && isLoginAgain(e) && model.oauth) {
         // The CLI login behind an OAuth file is gone: only a new login helps. Its models say so
@@ -117,12 +136,18 @@ export class Relay {
         return;
       }
       if (v && typeof v.outcome === 'string') {
+        // The vendor does not serve the model: /byok list says so instead of "ready".
+        if (!isPlatform && v.outcome === 'invalid_model') {
+          await this.deps.registry?.set_status(target.owner, model.id, 'model_problem', { code: 'invalid_model', message: v.message ?? 'invalid_model' });
+        }
         await send(outcomeText(lang, v.outcome, { model, message: v.message, retryAfterMs: v.retryAfterMs }));
         this.deps.logger.warn({ outcome: v.outcome, model: model.id }, 'vendor call failed');
         return;
       }
       throw e;
     }
+    // It answered: a model marked model_problem works again (fixed at the vendor or by an edit).
+    if (!isPlatform && model.status === 'model_problem') await this.deps.registry?.set_status(target.owner, model.id, 'active');
     await this.deps.state.appendExchange(scope, text, answer);
   }
 

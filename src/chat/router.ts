@@ -19,6 +19,16 @@ import { ChatStateStore, PENDING_TTL_MS } from './state.ts';
 import { CONFIRM_TTL_MS, Confirmations } from './confirmations.ts';
 import { deleteKeyGroup, forgetWorkspace, keyGroups, resolveKeyTarget, type KeyGroup } from '../jobs/keys.ts';
 import { UsageLedger } from './usage.ts';
+import { addCommand, afterAdd, afterEdit, checkModel, keyPageOf, pendingAddStep, type AddDeps } from './commands/add.ts';
+import { vendorModelsCommand } from './commands/models.ts';
+import { usageCommand } from './commands/usage.ts';
+import { setCommand } from './commands/settings.ts';
+import { think } from './commands/think.ts';
+import { clearDefaultIf, defaultModel, defaultSelector, describeDefault, isDefaultArg } from './commands/default-model.ts';
+import { handleIntent } from './intents.ts';
+import { groupCommand, groupKeyMissing, isGroupAdmin, offeredPlatform, platformCommand, type GroupDeps } from './commands/group.ts';
+import { destinationOf, splitKeep, switchHistory } from './privacy.ts';
+import { formatTime, storedTimeZone, tzCommand, userTimeZone } from './time.ts';
 
 /** Longest inbound message we relay; longer ones are refused with a clear reply. */
 export const MAX_INBOUND_CHARS = 16_000;
@@ -52,6 +62,8 @@ export interface ChatDeps {
   /** Probes the vendor with the stored key (for /byok test when nothing is pending). */
   probeStored(workspace: string, model: CustomModel): Promise<ProbeResult>;
   relay?: Relay;
+  /** A vendor silent this long is given up on with a notice (config.vendorIdleTimeoutMs). */
+  vendorIdleTimeoutMs?: number;
 }
 
 interface Ctx {
@@ -64,9 +76,6 @@ interface Ctx {
 
 /** /byok actions a `/start byok_...` deep link may continue (nothing that removes or edits). */
 const DEEP_LINK_ACTIONS = new Set(['add', 'key', 'list', 'templates', 'example', 'help']);
-
-const ADD_INTENT_EN = /\b(add|register|connect|set ?up|use)\b.*\b(key|model|api|account)\b/i;
-const ADD_INTENT_ZH = /(添加|注册|接入|绑定).*(密钥|模型|key|api)/i;
 
 /**
  * The channel-agnostic chat core: every inbound message passes the pasted-key guard,
@@ -83,7 +92,7 @@ export class ChatRouter {
     this.usage = new UsageLedger(deps.store);
     this.confirmations = new Confirmations(deps.store);
     this.relay =
-      deps.relay ?? new Relay({ vault: deps.vault, store: deps.store, usage: this.usage, state: this.state, logger: deps.logger, registry: deps.registry, platform: deps.platform });
+      deps.relay ?? new Relay({ vault: deps.vault, store: deps.store, usage: this.usage, state: this.state, logger: deps.logger, registry: deps.registry, platform: deps.platform, idleTimeoutMs: deps.vendorIdleTimeoutMs });
   }
 
   async handle(msg: InboundMessage, adapter: ChannelAdapter): Promise<void> {
@@ -113,10 +122,12 @@ export class ChatRouter {
         return;
       }
       if (await this.pendingStep(ctx, text)) return;
-      if (await this.naturalAdd(ctx, text)) return;
+      // Plain-language intents ("use kimi", "换成通义千问"): after the key guard, never for ordinary chat (see intents.ts).
+      if (await this.intent(ctx, text)) return;
       const target = await this.modelFor(msg);
       // In a group, /byok add is refused: point to the private chat instead.
       if (!target.selector && !msg.isPrivate) return void (await ctx.reply(ctx.tr('relay.no_model_room')));
+      if (await groupKeyMissing(this.deps, ctx, target, (w, e) => this.deps.vault.has(w, e))) return;
       await this.relay.reply(ctx.msg, adapter, lang, target, text, (m) => this.offerKeyForm(ctx, m, false));
     } catch (e) {
       // Log the class of failure only: the message text is never logged.
@@ -177,7 +188,31 @@ export class ChatRouter {
 
   private async modelFor(msg: InboundMessage): Promise<{ selector?: string; owner: string }> {
     const s = await this.state.get(this.chatScope(msg));
-    return { selector: s.model ?? this.deps.platform.default, owner: s.model_owner ?? msg.workspace };
+    // No model chosen in a private chat: the user's default (/model default), then the platform's.
+    const fallback = !s.model && msg.isPrivate ? await defaultSelector(this, msg.workspace) : undefined;
+    // Platform models as the operators left them (/platform): a hidden one is no longer used.
+    const offered = await offeredPlatform(this.deps.store, this.deps.platform);
+    const hidden = (sel?: string) => !!sel && this.deps.platform.models.some((p) => p.id === sel) && !offered.models.some((p) => p.id === sel);
+    const chosen = [s.model, fallback].find((x) => x && !hidden(x));
+    return { selector: chosen ?? offered.default, owner: chosen === s.model ? (s.model_owner ?? msg.workspace) : msg.workspace };
+  }
+
+  /** The model a selector names for its owner (platform or custom), as the relay resolves it. */
+  private async relayModel(selector: string, owner: string): Promise<CustomModel | undefined> {
+    if (!selector.startsWith(MODEL_SELECTOR_PREFIX)) return this.deps.platform.models.find((p) => p.id === selector);
+    const res = await this.deps.registry.get(owner, selector);
+    return res.ok ? res.model : undefined;
+  }
+
+  private groupDeps(): GroupDeps {
+    return {
+      store: this.deps.store,
+      registry: this.deps.registry,
+      state: this.state,
+      platform: this.deps.platform,
+      // The group's key, entered in this private chat: the form's workspace is the group's.
+      offerKeyForm: (ctx, model, workspace) => this.offerKeyForm({ ...(ctx as Ctx), msg: { ...ctx.msg, workspace } }, model, true),
+    };
   }
 
   // ---------------------------------------------------------------- commands
@@ -195,7 +230,13 @@ export class ChatRouter {
           // `key delete` only asks, but a posted link must not even put that question up.
           return this.byok(ctx, DEEP_LINK_ACTIONS.has(args.split(' ')[0]) && !/^key\s+(delete|remove)\b/i.test(args) ? args : '');
         }
+        // A group key request taken up in the admin's private chat (src/chat/commands/group.ts).
+        if (rest.startsWith('grp_')) return groupCommand(this.groupDeps(), ctx, `key #${rest.slice(4)}`);
         return this.help(ctx);
+      case 'group':
+        return groupCommand(this.groupDeps(), ctx, rest);
+      case 'platform':
+        return platformCommand(this.groupDeps(), ctx, rest);
       case 'help':
         return this.help(ctx);
       case 'model':
@@ -203,12 +244,17 @@ export class ChatRouter {
         return this.model(ctx, rest);
       case 'byok':
         return this.byok(ctx, rest);
+      case 'think':
+        return think({ ...this.deps, state: this.state, currentModel: (m) => this.modelFor(m), scope: (m) => this.chatScope(m) }, ctx, rest);
       case 'reset':
         await this.state.update(this.chatScope(ctx.msg), (s) => {
           s.history = [];
+          delete s.parked;
           delete s.pending;
         });
         return ctx.reply(ctx.tr('reset.done'));
+      case 'tz':
+        return ctx.reply(await tzCommand(this.deps.store, ctx.msg.workspace, ctx.lang, rest));
       case 'lang': {
         const l = rest.toLowerCase();
         if (l !== 'en' && l !== 'zh') return ctx.reply(ctx.tr('lang.usage'));
@@ -227,9 +273,14 @@ export class ChatRouter {
   }
 
   /** Numbered list shared by /model and /model <n>: platform models first, then custom. */
-  private async modelChoices(workspace: string): Promise<Array<{ selector: string; label: string; model: CustomModel }>> {
-    const out: Array<{ selector: string; label: string; model: CustomModel }> = [];
-    for (const p of this.deps.platform.models) out.push({ selector: p.id, label: p.name, model: p });
+  private async modelChoices(workspace: string, group?: string): Promise<Array<{ selector: string; label: string; model: CustomModel; owner?: string }>> {
+    const out: Array<{ selector: string; label: string; model: CustomModel; owner?: string }> = [];
+    for (const p of (await offeredPlatform(this.deps.store, this.deps.platform)).models) out.push({ selector: p.id, label: p.name, model: p, owner: '' });
+    // In a group: the group's own models next, usable by every member (owner: the group).
+    const shared = group ? await this.deps.registry.list_models(group) : undefined;
+    if (group && shared?.ok) {
+      for (const c of shared.models) if (c.status !== 'removed') out.push({ selector: MODEL_SELECTOR_PREFIX + c.id, label: `${c.name} (${MODEL_SELECTOR_PREFIX}${c.id})`, model: c, owner: group });
+    }
     const res = await this.deps.registry.list_models(workspace);
     if (res.ok) {
       for (const c of res.models) {
@@ -240,15 +291,15 @@ export class ChatRouter {
     return out;
   }
 
-  private async model(ctx: Ctx, arg: string): Promise<void> {
+  private async model(ctx: Ctx, rawArg: string): Promise<void> {
     const { msg } = ctx;
     const inGroup = !msg.isPrivate;
+    // `/model <id> keep`: the conversation goes along to another vendor (src/chat/privacy.ts).
+    const { arg, keep } = splitKeep(rawArg);
     if (!arg) return this.showModels(ctx);
-    if (inGroup && ctx.adapter.isGroupAdmin && !(await ctx.adapter.isGroupAdmin(msg))) {
-      return ctx.reply(ctx.tr('model.group_admin_only'));
-    }
-    const choices = await this.modelChoices(msg.workspace);
-    let chosen: { selector: string; model: CustomModel } | undefined;
+    if (isDefaultArg(arg)) return defaultModel({ ...this.deps, state: this.state }, ctx, arg);
+    const choices = await this.modelChoices(msg.workspace, inGroup ? msg.groupWorkspace : undefined);
+    let chosen: { selector: string; model: CustomModel; owner?: string } | undefined;
     if (/^\d{1,4}$/.test(arg)) {
       chosen = choices[Number(arg) - 1];
       if (!chosen) return ctx.reply(ctx.tr('model.bad_index', { n: arg }));
@@ -272,12 +323,21 @@ export class ChatRouter {
         }
       }
     }
-    await this.state.update(this.chatScope(msg), (s) => {
+    // A group: members pick among the platform's and the group's own models; an admin's own
+    // models need a group admin. No admin check on the channel, or a failed one: refused.
+    if (inGroup && chosen.owner === undefined && !(await isGroupAdmin(ctx))) return ctx.reply(ctx.tr('model.group_admin_only'));
+    const before = await this.modelFor(msg);
+    const from = destinationOf(before.selector ? await this.relayModel(before.selector, before.owner) : undefined);
+    const to = destinationOf(chosen.model)!;
+    const history = await this.state.update(this.chatScope(msg), (s) => {
       s.model = chosen!.selector;
-      if (inGroup) s.model_owner = msg.workspace;
+      if (inGroup) s.model_owner = chosen!.owner || msg.workspace;
       else delete s.model_owner;
+      return switchHistory(s, from, to, keep);
     });
     await ctx.reply(ctx.tr(inGroup ? 'model.group_switched' : 'model.switched', { model: chosen.model.name }));
+    if (history === 'fresh') await ctx.reply(ctx.tr('model.fresh_history', { old: from?.name ?? before.selector ?? '', new: to.name, selector: chosen.selector }));
+    if (history === 'kept') await ctx.reply(ctx.tr('model.kept_history', { new: to.name }));
     // A custom model whose key is missing gets the secure form right away (private chats only).
     if (chosen.selector.startsWith(MODEL_SELECTOR_PREFIX) && msg.isPrivate && (await this.needsKey(msg.workspace, chosen.model))) {
       await this.offerKeyForm(ctx, chosen.model, false);
@@ -287,10 +347,11 @@ export class ChatRouter {
   private async showModels(ctx: Ctx): Promise<void> {
     const { msg } = ctx;
     const current = await this.modelFor(msg);
-    const choices = await this.modelChoices(msg.workspace);
+    const choices = await this.modelChoices(msg.workspace, msg.isPrivate ? undefined : msg.groupWorkspace);
     const lines: string[] = [];
     const currentLabel = current.selector ? (choices.find((c) => c.selector === current.selector)?.label ?? current.selector) : undefined;
     lines.push(currentLabel ? ctx.tr('model.current', { model: currentLabel }) : ctx.tr('model.none'));
+    if (msg.isPrivate) lines.push(await describeDefault({ ...this.deps, state: this.state }, ctx, msg.workspace));
     const buttons: Choice[][] = [];
     if (choices.length) {
       lines.push('', ctx.tr('model.list_header'));
@@ -382,13 +443,11 @@ export class ChatRouter {
         if (!model) return;
         if (await this.deps.retest(ws, model.id, msg.chat, ctx.lang)) return ctx.reply(ctx.tr('byok.test_started', { id: model.id }));
         if (await this.needsKey(ws, model)) return this.offerKeyForm(ctx, model, false);
-        const result = await this.deps.probeStored(ws, model);
-        if (result.outcome === 'ok') {
-          if (model.status !== 'active') await reg.set_status(ws, model.id, 'active');
-          return ctx.reply(ctx.tr('byok.test_ok', { id: model.id }));
-        }
-        return ctx.reply(outcomeText(ctx.lang, result.outcome, { model, message: result.message, retryAfterMs: result.retryAfterMs }));
+        // The answer becomes the model's status (model_problem when the vendor does not serve it).
+        return ctx.reply(await checkModel(this.addDeps(ctx), ctx, model, 'test'));
       }
+      case 'set':
+        return setCommand(this.deps, ctx, args);
       case 'edit': {
         const [id, field, ...valueParts] = args;
         const value = valueParts.join(' ');
@@ -396,8 +455,8 @@ export class ChatRouter {
         const key = ({ name: 'name', model: 'upstream_model', upstream_model: 'upstream_model', base_url: 'base_url', url: 'base_url', max_tokens: 'max_tokens' } as Record<string, string>)[field.toLowerCase()];
         if (!key) return ctx.reply(ctx.tr('byok.edit_usage'));
         const changes: Record<string, unknown> = { [key]: key === 'max_tokens' ? Number(value) : value };
-        const res = await reg.update(ws, id, changes);
-        return ctx.reply(res.ok ? ctx.tr('byok.edited', { id: res.model.id, field: key }) : registryErrorText(ctx.lang, res, id));
+        // Another host asks for that host's key; a changed model is checked again (commands/add.ts).
+        return afterEdit(this.addDeps(ctx), ctx, await reg.update(ws, id, changes), key, id);
       }
       case 'remove':
       case 'delete': {
@@ -407,29 +466,13 @@ export class ChatRouter {
         await this.state.update(this.chatScope(msg), (s) => {
           if (s.model === MODEL_SELECTOR_PREFIX + res.model.id) delete s.model;
         });
+        await clearDefaultIf(this, ws, MODEL_SELECTOR_PREFIX + res.model.id);
         return ctx.reply(ctx.tr('byok.removed', { id: res.model.id }));
       }
-      case 'usage': {
-        const doc = await this.usage.get(ws);
-        const entries = Object.entries(doc.models);
-        if (!entries.length) return ctx.reply(ctx.tr('byok.usage_empty'));
-        const lines = [ctx.tr('byok.usage_header')];
-        for (const [key, u] of entries) {
-          const cost = Object.entries(u.cost)
-            .map(([cur, v]) => `${v.toFixed(4)} ${cur}`)
-            .join(', ');
-          lines.push(
-            ctx.tr('byok.usage_item', {
-              id: key.replace(MODEL_SELECTOR_PREFIX, ''),
-              requests: u.requests,
-              input: u.input_tokens,
-              output: u.output_tokens,
-              cost: cost ? `, ≈ ${cost}` : '',
-            }),
-          );
-        }
-        return ctx.reply(lines.join('\n'));
-      }
+      case 'models':
+        return vendorModelsCommand(ctx, { registry: reg }, args);
+      case 'usage':
+        return usageCommand(ctx, { usage: this.usage, store: this.deps.store, registry: reg }, args);
       default:
         return ctx.reply(ctx.tr('byok.unknown_sub', { help: ctx.tr('byok.help') }));
     }
@@ -445,7 +488,8 @@ export class ChatRouter {
   private async showKeys(ctx: Ctx): Promise<void> {
     const groups = await this.keyGroups(ctx.msg.workspace);
     if (!groups.length) return ctx.reply(ctx.tr('byok.keys_empty'));
-    const when = (iso: string | undefined) => (iso && Number.isFinite(Date.parse(iso)) ? formatTime(iso, ctx.lang) : ctx.tr('byok.keys_unknown'));
+    const tz = await userTimeZone(this.deps.store, ctx.msg.workspace, ctx.lang);
+    const when = (iso: string | undefined) => (iso && Number.isFinite(Date.parse(iso)) ? formatTime(iso, ctx.lang, tz) : ctx.tr('byok.keys_unknown'));
     const lines = [ctx.tr('byok.keys_header')];
     groups.forEach((g, i) => {
       const health = g.expired
@@ -559,67 +603,50 @@ export class ChatRouter {
     return undefined;
   }
 
-  /** `/byok add <vendor or alias> [upstream_model] [name]` (and the natural-language form). */
+  /** `/byok add <vendor> [url] [model] [name]` (and the natural-language form): src/chat/commands/add.ts. */
   private async addTemplate(ctx: Ctx, args: string[]): Promise<void> {
-    if (!args.length) return ctx.reply(ctx.tr('byok.usage_add'));
-    // The vendor may be several words ("azure openai"): the longest prefix that exactly
-    // names one wins; a lone word may also be found inside it ("通义千问的").
-    let vendorArgs = 0;
-    let tpl: Template | undefined;
-    for (let n = Math.min(3, args.length); n > 0 && !tpl; n--) {
-      tpl = exactTemplate(args.slice(0, n).join(' '));
-      if (tpl) vendorArgs = n;
-    }
-    if (!tpl) {
-      tpl = findTemplate(args[0]);
-      vendorArgs = 1;
-    }
-    if (!tpl) {
-      const sugg = suggestTemplates(args[0], 3).map((s) => s.id);
-      return ctx.reply([ctx.tr('byok.unknown_vendor', { query: args[0].slice(0, 60) }), ...(sugg.length ? [ctx.tr('model.did_you_mean', { list: sugg.join(', ') })] : []), ctx.tr('byok.usage_add')].join('\n'));
-    }
-    const [upstream, ...nameParts] = args.slice(vendorArgs);
-    if (tpl.base_url === null) return ctx.reply(ctx.tr('byok.need_base_url', { vendor: tpl.id }));
-    // A Chinese user most likely has a mainland account: its keys work only on the mainland
-    // host, so pick it (and say so, with the way back) instead of the international default.
-    const mainland = ctx.lang === 'zh' ? mainlandBaseUrl(tpl) : undefined;
-    const res = await this.deps.registry.add_template(ctx.msg.workspace, tpl.id, { upstream_model: upstream, name: nameParts.join(' ') || undefined, ...(mainland ? { base_url: mainland } : {}) });
-    return this.afterAdd(ctx, res, mainland ? { intl: tpl.base_url } : undefined);
+    return addCommand(this.addDeps(ctx), ctx, args);
   }
 
-  private async afterAdd(ctx: Ctx, res: Awaited<ReturnType<Registry['add_template']>>, region?: { intl: string }): Promise<void> {
-    if (!res.ok) return ctx.reply(registryErrorText(ctx.lang, res));
-    const lines = [ctx.tr(res.reactivated ? 'byok.reactivated' : 'byok.added', { name: res.model.name, id: res.model.id })];
-    // The registry's warnings are English API text; a Chinese chat gets none rather than a mix.
-    if (ctx.lang !== 'zh') for (const w of res.warnings ?? []) lines.push(`⚠️ ${w}`);
-    const tpl = getTemplate(res.model.vendor);
-    let notes = tpl ? (ctx.lang === 'zh' && tpl.notes_zh.length ? tpl.notes_zh : tpl.notes) : [];
-    if (region) {
-      const intlHost = new URL(region.intl).host;
-      notes = notes.filter((n) => !n.includes(intlHost));
-      lines.push(ctx.tr('byok.mainland_endpoint', { host: new URL(res.model.base_url).host, id: res.model.id, intl: region.intl }));
-    }
-    for (const n of notes.slice(0, 2)) lines.push(`ℹ️ ${n}`);
-    if (!res.need_env_input) lines.push(ctx.tr('byok.key_reused', { env: res.model.api_key_env, id: res.model.id }));
-    await ctx.reply(lines.join('\n'), { noPreview: true });
-    if (res.need_env_input) await this.offerKeyForm(ctx, res.model, false, res.need_env_input);
+  private afterAdd(ctx: Ctx, res: Awaited<ReturnType<Registry['add_template']>>): Promise<void> {
+    return afterAdd(this.addDeps(ctx), ctx, res);
   }
 
-  /** Natural-language "add my Claude key" / "添加通义千问的密钥". */
-  private async naturalAdd(ctx: Ctx, text: string): Promise<boolean> {
-    if (text.length > 200 || !(ADD_INTENT_EN.test(text) || ADD_INTENT_ZH.test(text))) return false;
-    const tpl = findTemplate(text);
-    if (!tpl) return false;
-    if (!ctx.msg.isPrivate) {
-      await this.byok(ctx, `add ${tpl.id}`);
-      return true;
-    }
-    await this.addTemplate(ctx, [tpl.id]);
-    return true;
+  private addDeps(ctx: Ctx): AddDeps {
+    return {
+      registry: this.deps.registry,
+      state: this.state,
+      probeStored: (ws, m) => this.deps.probeStored(ws, m),
+      offerKeyForm: (c, m, need) => this.offerKeyForm(c as Ctx, m, false, need),
+      scope: this.chatScope(ctx.msg),
+    };
+  }
+
+  /** Plain-language intents ("register DeepSeek", "我想用小米的模型", "add my Claude key"): src/chat/intents.ts. */
+  private async intent(ctx: Ctx, text: string): Promise<boolean> {
+    const { msg } = ctx;
+    return handleIntent(text, {
+      lang: ctx.lang,
+      tr: ctx.tr,
+      reply: (t, choices) => ctx.reply(t, choices ? { choices } : undefined),
+      hasModel: async () => !!(await this.modelFor(msg)).selector,
+      modelsOf: async (vendor) => {
+        // In a group: the group's models (what members may switch to); else the user's own.
+        const res = await this.deps.registry.list_models(msg.isPrivate ? msg.workspace : (msg.groupWorkspace ?? msg.workspace));
+        return res.ok ? res.models.filter((m) => m.vendor === vendor) : [];
+      },
+      // In a group these answer with the private-chat link, as the commands do.
+      register: (tpl) => (msg.isPrivate ? this.addTemplate(ctx, [tpl.id]) : this.byok(ctx, `add ${tpl.id}`)),
+      switchTo: (m) => this.model(ctx, MODEL_SELECTOR_PREFIX + m.id),
+      // Asked for in so many words, like /byok key <id>: a fresh form.
+      keyFor: (m) => this.offerKeyForm(ctx, m, true),
+    });
   }
 
   /** The next message after /byok example is the vendor's API example. */
   private async pendingStep(ctx: Ctx, text: string): Promise<boolean> {
+    // An open /byok add question (endpoint URL, deployment, api-version) first.
+    if (await pendingAddStep(this.addDeps(ctx), ctx, text)) return true;
     const scope = this.chatScope(ctx.msg);
     const s = await this.state.get(scope);
     if (s.pending?.kind !== 'await_example') return false;
@@ -698,11 +725,16 @@ export class ChatRouter {
     const env_vars = need?.env_vars ?? [model.api_key_env, ...model.extra_env_vars];
     // A custom endpoint has no vendor name: it is named by its host, not "custom".
     const host = hostOf(model.base_url);
-    const vendorName = tpl?.name ?? host ?? model.vendor;
+    // The key page and its name: a custom endpoint has none ("Create a key at custom" helped no one).
+    const page = keyPageOf(model);
+    const vendorName = page.vendor_name;
     // The chat shows the reason in the user's language; the registry's own reason is for the API.
     const reason = tpl
-      ? ctx.tr('byok.reason', { vendor: vendorName, model: model.name, id: model.id })
+      ? ctx.tr(model.credential_kind === 'oauth_json' ? 'byok.reason_file' : 'byok.reason', { vendor: vendorName, model: model.name, id: model.id })
       : ctx.tr('byok.reason_custom', { model: model.name, id: model.id, host: host ?? model.vendor });
+    const tz = await userTimeZone(this.deps.store, msg.workspace, ctx.lang);
+    // A user who never chose a language (no /lang, none from the channel): the page follows the browser.
+    const langKnown = (await this.state.getPrefs(msg.workspace)).lang ?? msg.lang;
     const res = await this.deps.requests.request({
       workspace: msg.workspace,
       channel: { ...msg.chat, lang: ctx.lang },
@@ -712,12 +744,13 @@ export class ChatRouter {
       vendor: model.vendor,
       vendor_name: vendorName,
       model_name: `${model.name} (${model.upstream_model})`,
-      homepage: tpl?.homepage ?? model.base_url,
+      homepage: page.homepage,
       lang: ctx.lang,
+      ...(langKnown ? {} : { lang_default: true }),
       force,
     });
     if (res.status === 'pending') {
-      await ctx.reply(ctx.tr('byok.form_pending', { expires: formatTime(res.expires_at, ctx.lang), id: model.id }));
+      await ctx.reply(ctx.tr('byok.form_pending', { expires: formatTime(res.expires_at, ctx.lang, tz), id: model.id }));
       return;
     }
     const sent = await adapter.requestEnvInput(msg.chat, {
@@ -731,6 +764,7 @@ export class ChatRouter {
       url: res.url,
       expires_at: res.expires_at,
       lang: ctx.lang,
+      tz,
     });
     await this.deps.requests.bindMessage?.(res.token_id, sent.messageId, sent.launch);
   }
@@ -746,14 +780,8 @@ export function deepLinkToArgs(payload: string): string {
   return payload.replace(/^byok_/, '').split('_').join(' ');
 }
 
-/** Offset from UTC of the time shown to each language's users (Chinese users: Beijing time). */
-const LANG_UTC_OFFSET_MIN: Record<Lang, number> = { en: 0, zh: 8 * 60 };
-
-/** A link's expiry in the user's time, with the zone named (`… UTC`, `…（北京时间）`). */
-export function formatTime(iso: string, lang: Lang = 'en'): string {
-  const d = new Date(Date.parse(iso) + LANG_UTC_OFFSET_MIN[lang] * 60_000);
-  return t(lang, 'time.at', { time: d.toISOString().slice(0, 16).replace('T', ' ') });
-}
+/** Moved to time.ts (one helper for every time shown); re-exported for older importers. */
+export { formatTime } from './time.ts';
 
 function hostOf(url: string | undefined): string | undefined {
   try {
@@ -763,12 +791,8 @@ function hostOf(url: string | undefined): string | undefined {
   }
 }
 
-/** The mainland China endpoint a template names in its base_url_hint (Qwen, Kimi, MiniMax, Z.ai). */
-export function mainlandBaseUrl(tpl: Template): string | undefined {
-  const hint = tpl.base_url_hint ?? '';
-  if (!/mainland china/i.test(hint)) return undefined;
-  return /https:\/\/[^\s"')]+/.exec(hint)?.[0]?.replace(/[.,;]+$/, '');
-}
+/** Moved to commands/add.ts with the add flow; re-exported for older importers. */
+export { mainlandBaseUrl } from './commands/add.ts';
 
 /** A template named exactly (id, alias or display name, ignoring case and punctuation). */
 function exactTemplate(words: string): Template | undefined {

@@ -10,11 +10,41 @@ export interface ChatState {
   /** Workspace that owns a custom model chosen for a group (the admin who chose it). */
   model_owner?: string;
   history: ChatMessage[];
-  pending?: { kind: 'await_example'; at: string } | { kind: 'confirm_example'; draft: ExampleDraft; at: string };
+  /** History set aside by a switch to another vendor (src/chat/privacy.ts); `/model <id> keep` brings it back. */
+  parked?: { history: ChatMessage[]; from: string; at: string };
+  pending?: { kind: 'await_example'; at: string } | { kind: 'confirm_example'; draft: ExampleDraft; at: string } | PendingAdd;
+}
+
+/** What `/byok add <vendor>` asks for, one question at a time (src/chat/commands/add.ts). */
+export type AddField = 'base_url' | 'upstream_model' | 'api_version';
+
+/**
+ * A `/byok add` waiting for the answer to one question. Kept in the Store with the rest of the
+ * chat state, so the answer may reach any process.
+ */
+export interface PendingAdd {
+  kind: 'add_field';
+  vendor: string;
+  asking: AddField;
+  /** What is known so far (from the command line and earlier answers). */
+  have: { base_url?: string; upstream_model?: string; name?: string; query?: Record<string, string>; settings?: Record<string, string> };
+  at: string;
 }
 
 export interface Prefs {
   lang?: Lang;
+  /** `/model default`: the model a chat of this user uses until one is chosen (a selector). */
+  default_model?: string;
+  /** `/think`: the thinking choice per model selector, for chats of this scope. */
+  thinking?: Record<string, ThinkingChoice>;
+  /** `/tz`: IANA time zone for the times shown to the user (see time.ts). */
+  tz?: string;
+}
+
+/** On or off, with a budget in tokens where the vendor takes one. */
+export interface ThinkingChoice {
+  on: boolean;
+  budget?: number;
 }
 
 export const HISTORY_MAX_MESSAGES = 20;
@@ -51,6 +81,33 @@ export class ChatStateStore {
 
   async setLang(workspace: string, lang: Lang): Promise<void> {
     await this.store.updateDoc<Prefs, void>(workspace, 'prefs', (cur) => ({ value: { ...(cur ?? {}), lang }, result: undefined }));
+  }
+
+  /** undefined clears the default. */
+  async setDefaultModel(workspace: string, selector: string | undefined): Promise<void> {
+    await this.updatePrefs(workspace, (p) => {
+      if (selector) p.default_model = selector;
+      else delete p.default_model;
+    });
+  }
+
+  /** undefined forgets the choice (the model's own default applies again). */
+  async setThinking(scope: string, selector: string, choice: ThinkingChoice | undefined): Promise<void> {
+    await this.updatePrefs(scope, (p) => {
+      const all = { ...(p.thinking ?? {}) };
+      if (choice) all[selector] = choice;
+      else delete all[selector];
+      p.thinking = all;
+    });
+  }
+
+  /** A locked read-modify-write of the prefs document (every process sees the same). */
+  async updatePrefs(workspace: string, fn: (p: Prefs) => void): Promise<void> {
+    await this.store.updateDoc<Prefs, void>(workspace, 'prefs', (cur) => {
+      const p: Prefs = { ...(cur ?? {}) };
+      fn(p);
+      return { value: p, result: undefined };
+    });
   }
 }
 

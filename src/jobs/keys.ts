@@ -93,7 +93,8 @@ export async function keyGroups(deps: KeyDeps, ws: string): Promise<KeyGroup[]> 
       stored: have,
       kind: meta.kind ?? first?.credential_kind ?? 'api_key',
       vendor: first?.vendor ?? '',
-      vendor_name: tpl?.name ?? host ?? env_vars[0]!,
+      // A vendor's key for another host (DASHSCOPE_API_KEY__DASHSCOPE_ALIYUNCS_COM) names that host.
+      vendor_name: tpl ? (host && env_vars[0]!.includes('__') ? `${tpl.name} (${host})` : tpl.name) : (host ?? env_vars[0]!),
       ...(host && { host }),
       masked: listed ? (masked.get(primary.env_var) ?? '****') : null,
       updated_at: primary.updated_at,

@@ -683,7 +683,7 @@ function parseCurl(ctx: Ctx): void {
   try {
     toks = shellTokens(t, at);
   } catch {
-    throw new ExampleError('The curl command has an unterminated quote. Paste the whole command, including the closing quote of the JSON body.');
+    throw new ExampleError('The curl command has an unterminated quote. Paste the whole command, including the closing quote of the JSON body.', 'example_unterminated_quote');
   }
   const bodies: string[] = [];
   for (let k = 1; k < toks.length; k++) {
@@ -918,7 +918,12 @@ function firstUrl(text: string): string | undefined {
 // ---------------------------------------------------------------------------------------
 // Draft assembly
 
-class ExampleError extends Error {}
+/** A user-input problem with a stable reason (the chat translates by it). */
+class ExampleError extends Error {
+  constructor(message: string, readonly reason: string) {
+    super(message);
+  }
+}
 
 const OPENAI_STANDARD = new Set([
   'model', 'messages', 'max_tokens', 'max_completion_tokens', 'stream', 'stream_options', 'temperature', 'top_p', 'n',
@@ -1074,6 +1079,7 @@ function build(ctx: Ctx): Result<{ draft: ExampleDraft; warnings: string[] }> {
     return fail(
       'invalid_input',
       'No endpoint URL was found in the example. Paste a curl, Python or JavaScript example that contains the full https:// URL of the API (or the SDK base_url).',
+      { reason: 'example_no_url' },
     );
   }
   rawUrl = rawUrl.trim();
@@ -1081,6 +1087,7 @@ function build(ctx: Ctx): Result<{ draft: ExampleDraft; warnings: string[] }> {
     return fail(
       'invalid_input',
       'The endpoint URL in the example starts with a placeholder or environment variable. Replace it with the real https:// address of the endpoint and paste the example again.',
+      { reason: 'example_url_placeholder' },
     );
   }
   if (!/^https?:\/\//i.test(rawUrl) && /^[a-z0-9.-]+\.[a-z]{2,}(?::\d+)?(\/|$)/i.test(rawUrl)) rawUrl = 'https://' + rawUrl;
@@ -1091,15 +1098,17 @@ function build(ctx: Ctx): Result<{ draft: ExampleDraft; warnings: string[] }> {
     return fail(
       'invalid_input',
       'The endpoint URL in the example is not a valid http(s) URL (a placeholder in the host name?). Put the real address in and paste the example again.',
+      { reason: 'example_url_invalid' },
     );
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    return fail('invalid_input', 'The endpoint URL in the example must start with https://.');
+    return fail('invalid_input', 'The endpoint URL in the example must start with https://.', { reason: 'example_url_scheme' });
   }
   if (/[{}<>$]|%7B|%7D|%3C|%3E|%24/i.test(url.hostname)) {
     return fail(
       'invalid_input',
       'The endpoint host in the example is a placeholder. Replace it with the real host name (for Azure, your resource name) and paste the example again.',
+      { reason: 'example_host_placeholder' },
     );
   }
   // Query parameters: keep Azure's api-version; anything key-like counts as a key.
@@ -1194,15 +1203,17 @@ function build(ctx: Ctx): Result<{ draft: ExampleDraft; warnings: string[] }> {
       ctx.bodyUnreadable
         ? 'No model name was found: the request body in the example could not be read (is it in a separate file, e.g. -d @body.json?). Paste the example with the JSON body inline, including "model".'
         : 'No model name was found in the example: expected a "model" field in the request body (curl -d / json= / body:) or model=... in the SDK call. Add the model id and paste the example again.',
+      { reason: ctx.bodyUnreadable ? 'example_body_unreadable' : 'example_no_model' },
     );
   }
   if (/^[$<{]|\$\{|<[^>]*>|\{\{/.test(model)) {
     return fail(
       'invalid_input',
       'The model name in the example is a placeholder. Replace it with the model id from the vendor (the "model" field of the request) and paste the example again.',
+      { reason: 'example_model_placeholder' },
     );
   }
-  if (model.length > 200) return fail('invalid_input', 'The model name in the example is too long to be a model id.');
+  if (model.length > 200) return fail('invalid_input', 'The model name in the example is too long to be a model id.', { reason: 'example_model_too_long' });
 
   // --- thinking, request fields, max_tokens
   const thinking = detectThinking(body, wire, ctx.endpoint ?? (suffix === '/responses' ? 'responses' : undefined));
@@ -1277,7 +1288,7 @@ function build(ctx: Ctx): Result<{ draft: ExampleDraft; warnings: string[] }> {
     warnings.length = 0;
     warnings.push(KEY_DROPPED_WARNING, 'Headers and request fields were left out because they contained key material.');
     if (leaks(out, ctx.secrets)) {
-      return fail('invalid_input', 'The example could not be turned into a draft without including key material. Remove the key from the example and paste it again.');
+      return fail('invalid_input', 'The example could not be turned into a draft without including key material. Remove the key from the example and paste it again.', { reason: 'example_key_material' });
     }
   }
   return ok(out);
@@ -1338,19 +1349,20 @@ function leaks(out: unknown, secrets: Set<string>): boolean {
  * never echoes the input (or any key in it) in an error.
  */
 export function parseExample(apiExample: string): Result<{ draft: ExampleDraft; warnings: string[] }> {
-  if (typeof apiExample !== 'string') return fail('invalid_input', 'The example must be text.');
+  if (typeof apiExample !== 'string') return fail('invalid_input', 'The example must be text.', { reason: 'example_not_text' });
   if (apiExample.length > MAX_EXAMPLE_BYTES || Buffer.byteLength(apiExample, 'utf8') > MAX_EXAMPLE_BYTES) {
-    return fail('too_large', 'The example is larger than 64 KB. Paste only the single request example (one curl command or one code snippet).');
+    return fail('too_large', 'The example is larger than 64 KB. Paste only the single request example (one curl command or one code snippet).', { reason: 'example_too_large' });
   }
   const text = apiExample.replace(/\r\n?/g, '\n').replace(/^\uFEFF/, '');
   if (text.trim() === '') {
-    return fail('invalid_input', 'The example is empty. Paste the vendor\'s curl, Python or JavaScript example for a chat request.');
+    return fail('invalid_input', 'The example is empty. Paste the vendor\'s curl, Python or JavaScript example for a chat request.', { reason: 'example_empty' });
   }
   const source = detectSource(text);
   if (source === null) {
     return fail(
       'invalid_input',
       'The text was not recognised as a curl command, Python code (openai / anthropic SDK, requests) or JavaScript code (fetch, openai SDK). Paste the request example from the vendor\'s API docs.',
+      { reason: 'example_unrecognised' },
     );
   }
   const ctx: Ctx = {
@@ -1368,9 +1380,9 @@ export function parseExample(apiExample: string): Result<{ draft: ExampleDraft; 
     else parseCode(ctx, source === 'python' ? 'python' : 'js');
     return build(ctx);
   } catch (e) {
-    if (e instanceof ExampleError) return fail('invalid_input', e.message);
+    if (e instanceof ExampleError) return fail('invalid_input', e.message, { reason: e.reason });
     if (e instanceof ParseError || e instanceof RangeError) {
-      return fail('invalid_input', 'The example could not be read (unbalanced brackets or quotes, or nested too deeply). Paste the complete example as the vendor shows it.');
+      return fail('invalid_input', 'The example could not be read (unbalanced brackets or quotes, or nested too deeply). Paste the complete example as the vendor shows it.', { reason: 'example_unreadable' });
     }
     return fail('internal', 'The example could not be read because of an internal error.');
   }

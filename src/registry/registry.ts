@@ -8,6 +8,7 @@
  * read-modify-written atomically under the store's per-workspace lock. No key is ever stored
  * here or echoed in an error: keys are read only through a KeySource, as bytes, for discovery.
  */
+import { createHash } from 'node:crypto';
 import { ByokError } from '../errors.ts';
 import { fail, guarded, ok, type Fail, type Result } from '../result.ts';
 import { detectKeys } from '../secrets/detector.ts';
@@ -24,6 +25,7 @@ import {
 } from '../vendors/template-schema.ts';
 import { findTemplate, loadTemplates, normalize, offeredTemplates, suggestTemplates, TemplateError } from '../vendors/templates.ts';
 import { parseExample } from './parse-example.ts';
+import { withReasoningParam } from './reasoning-param.ts';
 import { vendorFetch } from '../vendors/net.ts';
 import { editDistance, envVarFromHost, idBase, MODEL_ID_RE, nameKey, newModelId } from './slug.ts';
 import { MODEL_SELECTOR_PREFIX, type CustomModel, type ModelStatus } from './types.ts';
@@ -112,6 +114,8 @@ export interface AddTemplateOptions {
   id?: string;
   /** Overrides of the template's non-secret settings (Bedrock `region`). */
   settings?: Record<string, string>;
+  /** Overrides of the template's query parameters (Azure `api-version`); only those it has. */
+  query?: Record<string, string>;
   /**
    * oauth_json templates: another token endpoint than the template's (a gateway in front of
    * the vendor, a local fake in tests). Checked like a base URL (https, no private address
@@ -174,6 +178,11 @@ export interface ModelChanges {
   capabilities?: Partial<Capabilities>;
   /** null clears the pricing. */
   pricing?: Pricing | null;
+  /**
+   * The request field carrying the thinking switch or budget (see reasoning-param.ts);
+   * null restores the template's rule (custom endpoints: no switch).
+   */
+  reasoning_param?: string | null;
 }
 
 export interface Registry {
@@ -189,7 +198,8 @@ export interface Registry {
   list_models(workspace: string, opts?: { include_removed?: boolean }): Promise<Result<{ models: CustomModel[] }>>;
   get(workspace: string, modelId: string): Promise<Result<{ model: CustomModel }>>;
   remove(workspace: string, modelId: string): Promise<Result<{ model: CustomModel; already_removed?: boolean }>>;
-  update(workspace: string, modelId: string, changes: ModelChanges): Promise<Result<{ model: CustomModel; warnings?: string[] }>>;
+  /** A base URL on another host switches the model to that host's key (need_env_input when not stored). */
+  update(workspace: string, modelId: string, changes: ModelChanges): Promise<Result<{ model: CustomModel; warnings?: string[]; need_env_input?: NeedEnvInput }>>;
   set_status(
     workspace: string,
     modelId: string,
@@ -236,6 +246,11 @@ export const MODELS_DOC = 'custom_models';
 export interface ModelsDoc {
   version: 1;
   models: CustomModel[];
+  /**
+   * The host each key name was given for (keyHostOf form). A stored key stays bound to it
+   * even when no model uses that name any more (a model moved to another host).
+   */
+  key_hosts?: Record<string, string>;
 }
 
 export const DEFAULT_MAX_TOKENS = 4096;
@@ -243,7 +258,7 @@ export const MAX_TOKENS_LIMIT = 10_000_000;
 const DISCOVERY_TIMEOUT_MS = 10_000;
 const DISCOVERY_MAX_BYTES = 5 * 1024 * 1024;
 const DISCOVERY_MAX_MODELS = 1000;
-const STATUSES: ModelStatus[] = ['pending_key', 'validating', 'active', 'key_error', 'removed'];
+const STATUSES: ModelStatus[] = ['pending_key', 'validating', 'active', 'key_error', 'model_problem', 'removed'];
 const DEFAULT_CAPABILITIES: Capabilities = { json: true, vision: false, tools: true, reasoning: false };
 
 /** The default KeySource: keys from the environment under the template's env var name. */
@@ -378,6 +393,28 @@ function checkPricing(raw: unknown): Pricing {
   const r = Pricing.safeParse(raw);
   if (!r.success) throw invalid(zodMessage('pricing', r.error) + '; expected {input_per_mtok, output_per_mtok, currency?}', { field: 'pricing' });
   return r.data;
+}
+
+/** `update({reasoning_param})`: the thinking rule's field; null back to the template's rule. */
+function applyReasoningParam(m: CustomModel, raw: unknown, touchCapability: boolean, t: Template | undefined): void {
+  if (raw === null || raw === '') {
+    m.thinking = structuredClone(t ? (t.models.find((x) => x.id === m.upstream_model)?.thinking ?? t.thinking) : { style: 'none' as const });
+    return;
+  }
+  if (typeof raw !== 'string') throw invalid('reasoning_param must be a request field name, or null', { field: 'reasoning_param' });
+  const r = withReasoningParam(m.thinking ?? { style: 'none' }, raw.trim(), m.max_tokens);
+  if (!r.ok) {
+    const why =
+      r.reason === 'fixed'
+        ? `${selectorOf(m)} thinks through the ${m.thinking.style} API, whose parameter is fixed`
+        : r.reason === 'bad_name'
+          ? 'reasoning_param must be a request field name (letters, digits, _ - .)'
+          : `reasoning_param for ${selectorOf(m)} must be one of: ${(r.known ?? []).join(', ')}`;
+    throw invalid(why, { field: 'reasoning_param' });
+  }
+  // A model that gained a thinking switch supports reasoning (unless the same call says otherwise).
+  if (touchCapability && m.thinking.style === 'none' && r.rule.style !== 'none') m.capabilities = { ...m.capabilities, reasoning: true };
+  m.thinking = r.rule;
 }
 
 function checkThinking(raw: unknown): ThinkingRule {
@@ -519,6 +556,93 @@ function keyHostOf(url: string | null | undefined): string | undefined {
   return h;
 }
 
+/** The plain name a host-specific key name derives from: `DASHSCOPE_API_KEY__DASHSCOPE_ALIYUNCS_COM` → `DASHSCOPE_API_KEY`. */
+export function keyFamily(envVar: string): string {
+  const i = envVar.indexOf('__');
+  return i > 0 ? envVar.slice(0, i) : envVar;
+}
+
+/**
+ * The name of a vendor's key for one host other than the one its plain name serves:
+ * `<NAME>__<HOST>` (DASHSCOPE_API_KEY__DASHSCOPE_ALIYUNCS_COM), so the name itself says where
+ * the key may go. At most 64 characters: a long host is cut and ends in a short hash of it.
+ */
+export function hostKeyName(envVar: string, keyHost: string): string {
+  const part = keyHost.toUpperCase().replace(/[^A-Z0-9]+/g, '_').replace(/^_+|_+$/g, '') || 'HOST';
+  const full = `${keyFamily(envVar)}__${part}`;
+  if (full.length <= 64) return full;
+  const hash = createHash('sha256').update(keyHost).digest('hex').slice(0, 6).toUpperCase();
+  return `${full.slice(0, 57).replace(/_+$/, '')}_${hash}`;
+}
+
+interface KeyNames {
+  api_key_env: string;
+  extra_env_vars: string[];
+}
+
+/** A key name held for one host. */
+interface Binding {
+  name: string;
+  host: string | undefined;
+  /** The model holding it (absent for a recorded key_hosts entry). */
+  model?: CustomModel;
+}
+
+/**
+ * Which key names are bound to which host. A live model binds its names to its host; a removed
+ * one only while its key is still stored (a removed model without a key binds nothing); a
+ * stored key stays bound to the host it was given for (key_hosts), also when the model moved
+ * on. `selfId` (a model being moved) is left out.
+ */
+function bindingsOf(models: CustomModel[], keyHosts: Record<string, string>, stored: ReadonlySet<string>, selfId?: string): Binding[] {
+  const out: Binding[] = [];
+  for (const m of models) {
+    if (m.id === selfId) continue;
+    const live = m.status !== 'removed';
+    if (!live && !stored.has(m.api_key_env)) continue;
+    for (const name of [m.api_key_env, ...m.extra_env_vars]) out.push({ name, host: keyHostOf(m.base_url), ...(live && { model: m }) });
+  }
+  for (const [name, host] of Object.entries(keyHosts)) if (stored.has(name)) out.push({ name, host });
+  return out;
+}
+
+/**
+ * The key names for a model at `baseUrl`: those a model of the same key family already uses
+ * at that host; else the plain names, when no other host holds them (the first host to take a
+ * name keeps it: existing models and keys are unchanged); else `<NAME>__<HOST>`.
+ * A stored key is thus only ever sent to the host it was validated for, and a model on
+ * another host simply asks for its own key.
+ */
+function keyNamesAt(bindings: Binding[], plain: KeyNames, baseUrl: string): KeyNames {
+  const host = keyHostOf(baseUrl);
+  const fam = keyFamily(plain.api_key_env);
+  const suffixed = (v: string) => hostKeyName(v, host ?? 'host');
+  const same = bindings.find((b) => b.model && keyFamily(b.model.api_key_env) === fam && b.host === host);
+  if (same?.model) return { api_key_env: same.model.api_key_env, extra_env_vars: [...same.model.extra_env_vars] };
+  const elsewhere = (vs: string[]) => bindings.some((b) => b.host !== host && vs.includes(b.name));
+  const names = [plain.api_key_env, ...plain.extra_env_vars];
+  if (!elsewhere(names)) return { api_key_env: plain.api_key_env, extra_env_vars: [...plain.extra_env_vars] };
+  const own = { api_key_env: suffixed(plain.api_key_env), extra_env_vars: plain.extra_env_vars.map(suffixed) };
+  if (elsewhere([own.api_key_env, ...own.extra_env_vars])) {
+    throw new ByokError('conflict', `no free key name for ${host}; pass api_key_env with a name of your own`, { field: 'api_key_env', reason: 'no_key_name' });
+  }
+  return own;
+}
+
+/** A model's stored key names, bound to its current host (it is about to leave it). */
+function oldHostOf(m: CustomModel, stored: ReadonlySet<string>): Record<string, string> {
+  const host = keyHostOf(m.base_url);
+  const out: Record<string, string> = {};
+  if (host) for (const v of [m.api_key_env, ...m.extra_env_vars]) if (stored.has(v)) out[v] = host;
+  return out;
+}
+
+/** Records the host of a model's key names (see ModelsDoc.key_hosts). */
+function recordKeyHost(keyHosts: Record<string, string>, m: Pick<CustomModel, 'api_key_env' | 'extra_env_vars' | 'base_url'>): void {
+  const host = keyHostOf(m.base_url);
+  if (host) for (const v of [m.api_key_env, ...m.extra_env_vars]) keyHosts[v] = host;
+}
+
 function checkWorkspace(ws: unknown): string {
   if (typeof ws !== 'string' || !isValidWorkspace(ws)) {
     throw invalid('invalid workspace id: use local, tg:<user id>, tg:group:<chat id> or wx:<contact id>', { field: 'workspace' });
@@ -638,12 +762,29 @@ export function createRegistry(deps: RegistryDeps): Registry {
     return doc.models.filter((m): m is CustomModel => !!m && typeof m === 'object' && typeof m.id === 'string');
   }
 
-  async function mutateModels<R>(ws: string, fn: (models: CustomModel[]) => R): Promise<R> {
+  async function mutateModels<R>(ws: string, fn: (models: CustomModel[], keyHosts: Record<string, string>) => R): Promise<R> {
     return store.updateDoc<ModelsDoc, R>(ws, MODELS_DOC, (cur) => {
       const models = modelsOf(cur).map((m) => ({ ...m }));
-      const result = fn(models);
-      return { value: { version: 1, models }, result };
+      const keyHosts: Record<string, string> = { ...keyHostsOf(cur) };
+      const result = fn(models, keyHosts);
+      return { value: { version: 1, models, ...(Object.keys(keyHosts).length && { key_hosts: keyHosts }) }, result };
     });
+  }
+
+  function keyHostsOf(doc: ModelsDoc | undefined): Record<string, string> {
+    const kh = doc?.key_hosts;
+    if (!kh || typeof kh !== 'object' || Array.isArray(kh)) return {};
+    return Object.fromEntries(Object.entries(kh).filter(([k, v]) => typeof v === 'string' && /^[A-Z][A-Z0-9_]{0,127}$/.test(k)));
+  }
+
+  /** The models, the recorded key hosts, and which of their key names are stored (for bindingsOf). */
+  async function keyState(ws: string): Promise<{ models: CustomModel[]; keyHosts: Record<string, string>; stored: Set<string> }> {
+    const doc = await store.getDoc<ModelsDoc>(ws, MODELS_DOC);
+    const models = modelsOf(doc);
+    const keyHosts = keyHostsOf(doc);
+    const stored = new Set<string>();
+    for (const v of new Set([...models.flatMap((m) => [m.api_key_env, ...m.extra_env_vars]), ...Object.keys(keyHosts)])) if (await keys.has(ws, v)) stored.add(v);
+    return { models, keyHosts, stored };
   }
 
   async function keyStored(ws: string, envVars: string[]): Promise<boolean> {
@@ -655,11 +796,11 @@ export function createRegistry(deps: RegistryDeps): Registry {
     const live = models.filter((m) => m.status !== 'removed');
     const removed = models.find((m) => m.id === query && m.status === 'removed');
     if (removed) {
-      return fail('not_found', `${selectorOf(removed)} (${removed.name}) was removed; add it again to reactivate it`, { suggestions: [] });
+      return fail('not_found', `${selectorOf(removed)} (${removed.name}) was removed; add it again to reactivate it`, { suggestions: [], reason: 'removed', id: removed.id });
     }
     const shown = looksLikeKey(query) ? '…' : query.slice(0, 64);
     if (!live.length) {
-      return fail('not_found', `no custom model "${shown}" in workspace ${ws}: none registered yet (add one with add_template or add)`, { suggestions: [] });
+      return fail('not_found', `no custom model "${shown}" in workspace ${ws}: none registered yet (add one with add_template or add)`, { suggestions: [], reason: 'none_registered' });
     }
     const q = query.toLowerCase();
     const scored = live
@@ -673,19 +814,21 @@ export function createRegistry(deps: RegistryDeps): Registry {
       .slice(0, 3);
     const suggestions = scored.map((s) => selectorOf(s.m));
     const names = scored.map((s) => `${selectorOf(s.m)} (${s.m.name})`).join(', ');
-    return fail('not_found', `no custom model "${shown}" in workspace ${ws}. Closest: ${names}`, { suggestions });
+    return fail('not_found', `no custom model "${shown}" in workspace ${ws}. Closest: ${names}`, { suggestions, reason: 'no_match' });
   }
 
-  /** Refuses sending one stored key to two different hosts in one workspace. */
-  function checkKeyHost(models: CustomModel[], envVar: string, baseUrl: string, selfId?: string): void {
+  /**
+   * Refuses sending one stored key to two different hosts in one workspace (the last check,
+   * under the lock: key names are chosen by keyNamesAt before it, so this fires only on a race).
+   */
+  function checkKeyHost(models: CustomModel[], keyHosts: Record<string, string>, stored: ReadonlySet<string>, envVar: string, baseUrl: string, selfId?: string): void {
     const host = keyHostOf(baseUrl);
-    // Removed models count too: their key stays in the vault and stays bound to their host.
-    const other = models.find((m) => m.id !== selfId && m.api_key_env === envVar && keyHostOf(m.base_url) !== host);
+    const other = bindingsOf(models, keyHosts, stored, selfId).find((b) => b.name === envVar && b.host !== host);
     if (other) {
       throw new ByokError(
         'conflict',
-        `${envVar} is already the key for ${hostOf(other.base_url)} (${selectorOf(other)}); a stored key is only sent to one host. Use another key name for ${hostOf(baseUrl)}, or remove ${selectorOf(other)} first.`,
-        { field: 'base_url' },
+        `${envVar} became the key for ${other.host} meanwhile, and a stored key is only sent to one host; send the same command again and ${hostOf(baseUrl)} gets a key name of its own.`,
+        { field: 'base_url', reason: 'changed_meanwhile' },
       );
     }
   }
@@ -700,12 +843,16 @@ export function createRegistry(deps: RegistryDeps): Registry {
     };
   }
 
-  async function register(ws: string, draft: Draft, opts: RegisterOptions, warnings: string[]): Promise<Result<AddResult>> {
+  async function register(ws: string, input: Draft, opts: RegisterOptions, warnings: string[]): Promise<Result<AddResult>> {
+    // The key names for this host (a vendor key on another host gets a name of its own).
+    const ks = await keyState(ws);
+    const draft: Draft = { ...input, ...keyNamesAt(bindingsOf(ks.models, ks.keyHosts, ks.stored), input, input.base_url) };
     const envVars = [draft.api_key_env, ...draft.extra_env_vars];
     const stored = draft.key_optional || (await keyStored(ws, envVars));
     const at = now().toISOString();
-    const { model, reactivated } = await mutateModels(ws, (models) => {
-      checkKeyHost(models, draft.api_key_env, draft.base_url);
+    const { model, reactivated } = await mutateModels(ws, (models, keyHosts) => {
+      checkKeyHost(models, keyHosts, ks.stored, draft.api_key_env, draft.base_url);
+      recordKeyHost(keyHosts, draft);
       let name = draft.name;
       let target: CustomModel | undefined;
       const live = (n: string) => models.find((m) => m.status !== 'removed' && nameKey(m.name) === nameKey(n) && m.id !== target?.id);
@@ -714,13 +861,15 @@ export function createRegistry(deps: RegistryDeps): Registry {
         if (existing && existing.status !== 'removed') {
           throw new ByokError('conflict', `${selectorOf(existing)} already exists (${existing.name}); pick another id, or update/remove it`, {
             field: 'id',
+            reason: 'id_taken',
+            existing: selectorOf(existing),
           });
         }
         if (existing && existing.vendor !== draft.vendor) {
           throw new ByokError(
             'conflict',
             `${selectorOf(existing)} was a ${existing.vendor} model; a removed id can only be reactivated with the same vendor. Pick another id.`,
-            { field: 'id' },
+            { field: 'id', reason: 'id_other_vendor' },
           );
         }
         target = existing;
@@ -734,7 +883,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
         throw new ByokError(
           'conflict',
           `a model named "${clash.name}" already exists in this workspace (${selectorOf(clash)}, vendor ${clash.vendor}); give this one another name, or update/remove that one`,
-          { field: 'name', existing: selectorOf(clash) },
+          { field: 'name', existing: selectorOf(clash), name: clash.name, reason: 'name_taken' },
         );
       }
       if (!opts.explicitId) {
@@ -745,7 +894,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
           throw new ByokError(
             'conflict',
             `the name "${name}" belongs to the removed ${gone.vendor} model ${selectorOf(gone)}; it can only be reactivated with the same vendor. Choose another name.`,
-            { field: 'name', existing: selectorOf(gone) },
+            { field: 'name', existing: selectorOf(gone), name, reason: 'name_removed_other_vendor' },
           );
         }
         target = gone;
@@ -788,7 +937,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     return `${upstream} is not one of ${t.name}'s TEE-protected models: prompts and answers are not protected by the enclave. Registered anyway; for a third-party model prefer that vendor's own template.`;
   }
 
-  async function discover(ws: string, t: Template, baseUrl: string, keyAllowed: boolean): Promise<{ models?: VendorModel[]; note?: string }> {
+  async function discover(ws: string, t: Template, baseUrl: string, keyAllowed: boolean, envVar = t.env_var): Promise<{ models?: VendorModel[]; note?: string }> {
     const url = baseUrl.replace(/\/+$/, '') + (t.discovery_path.startsWith('/') ? t.discovery_path : `/${t.discovery_path}`);
     const host = hostOf(url) ?? 'the vendor';
     const call = async (key?: Uint8Array): Promise<{ models?: VendorModel[]; note?: string }> => {
@@ -843,15 +992,15 @@ export function createRegistry(deps: RegistryDeps): Registry {
       return { models };
     };
     if (t.auth.scheme === 'none' || !keyAllowed) return call();
-    const envVars = [t.env_var];
+    const envVars = [envVar];
     if (!(await keyStored(ws, envVars))) {
       if (t.auth.optional) return call();
       return {
         note: `no ${t.name} key stored in this workspace yet (${t.env_var}); register a model with add_template("${t.id}") and enter the key through the secure form to see the live list`,
       };
     }
-    const r = await keys.withKey(ws, t.env_var, (key) => call(key));
-    return r ?? { note: `the ${t.env_var} key could not be read` };
+    const r = await keys.withKey(ws, envVar, (key) => call(key));
+    return r ?? { note: `the ${envVar} key could not be read` };
   }
 
   const api: Registry = {
@@ -892,7 +1041,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
         const curated = curatedOf(t);
         const fallback = (note: string) => ok<VendorModels>({ vendor: t.id, source: 'curated', models: curated, note });
         if (!t.model_discovery) return fallback(`${t.name} has no model discovery (/models); showing the curated list`);
-        const mine = (await readModels(ws)).filter((m) => m.status !== 'removed' && m.api_key_env === t.env_var);
+        const mine = (await readModels(ws)).filter((m) => m.status !== 'removed' && keyFamily(m.api_key_env) === t.env_var);
         let baseUrl = t.base_url;
         if (opts.base_url !== undefined && opts.base_url !== '') baseUrl = checkBaseUrl(opts.base_url, []);
         if (!baseUrl) baseUrl = mine.find((m) => m.vendor === t.id)?.base_url ?? null;
@@ -903,7 +1052,10 @@ export function createRegistry(deps: RegistryDeps): Registry {
         if (!keyAllowed && !(t.auth.optional || t.auth.scheme === 'none')) {
           return fallback(`the ${t.env_var} key is only sent to hosts your registered ${t.name} models use, and ${hostOf(baseUrl)} is not one; showing the curated list`);
         }
-        const r = await discover(ws, t, baseUrl, keyAllowed);
+        // The key of that host (a model on another host of the vendor has a key of its own).
+        const plainElsewhere = mine.some((m) => m.api_key_env === t.env_var && keyHostOf(m.base_url) !== keyHostOf(baseUrl));
+        const envVar = mine.find((m) => keyHostOf(m.base_url) === keyHostOf(baseUrl))?.api_key_env ?? (plainElsewhere ? hostKeyName(t.env_var, keyHostOf(baseUrl) ?? 'host') : t.env_var);
+        const r = await discover(ws, t, baseUrl, keyAllowed, envVar);
         if (!r.models) return fallback(`${r.note}; showing the curated list`);
         if (!r.models.length) return fallback(`${hostOf(baseUrl)} listed no models; showing the curated list`);
         return ok<VendorModels>({ vendor: t.id, source: 'live', models: structuredClone(r.models) });
@@ -924,15 +1076,23 @@ export function createRegistry(deps: RegistryDeps): Registry {
         }
         const upstream = opts.upstream_model !== undefined ? checkUpstreamModel(opts.upstream_model) : t.default_model;
         let baseUrl: string;
+        // Your other models of this vendor all on one other host (the mainland endpoint, an
+        // edited base URL): a new one goes there too, with the key you already use there.
+        const siblingHosts = new Map((await readModels(ws)).filter((m) => m.status !== 'removed' && m.vendor === t.id).map((m) => [keyHostOf(m.base_url), m.base_url]));
+        const sibling = siblingHosts.size === 1 ? [...siblingHosts.values()][0] : undefined;
         if (opts.base_url !== undefined && opts.base_url !== null && opts.base_url !== '') baseUrl = checkBaseUrl(opts.base_url, warnings);
-        else if (t.base_url) baseUrl = t.base_url;
+        else if (t.base_url && sibling && keyHostOf(sibling) !== keyHostOf(t.base_url)) {
+          baseUrl = sibling;
+          warnings.push(`uses ${hostOf(sibling)} like your other ${t.name} models; pass base_url for another endpoint`);
+        } else if (t.base_url) baseUrl = t.base_url;
+        else if (sibling) baseUrl = sibling;
         else {
           throw invalid(`${t.name} needs a base_url: ${t.base_url_hint ?? 'the endpoint root URL'}`, { field: 'base_url' });
         }
         const curated = t.models.find((m) => m.id === upstream);
         if (!curated) {
           warnings.push(
-            `${upstream} is not in ${t.name}'s curated list: capabilities default to json+tools (no vision, no reasoning) and no pricing; adjust them with update`,
+            `${upstream} is not in ${t.name}'s curated list: capabilities default to json+tools (no vision, no reasoning) and no pricing; adjust them with /byok set <id> <field> <value> in chat or byok update in the CLI`,
           );
         }
         const tee = teeWarning(t, upstream, curated);
@@ -949,6 +1109,14 @@ export function createRegistry(deps: RegistryDeps): Registry {
         if ('region' in settings && opts.settings?.region === undefined) {
           const region = hostOf(baseUrl)?.match(/^bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com$/)?.[1];
           if (region) settings.region = region;
+        }
+        const query = { ...t.default_query };
+        if (opts.query !== undefined) {
+          if (typeof opts.query !== 'object' || opts.query === null) throw invalid('query must be an object', { field: 'query' });
+          for (const [k, v] of Object.entries(checkQuery(opts.query))) {
+            if (!(k in t.default_query)) throw invalid(`${t.name} has no query parameter "${k.slice(0, 40)}" (known: ${Object.keys(t.default_query).join(', ') || 'none'})`, { field: 'query' });
+            query[k] = v;
+          }
         }
         let tokenUrl: string | undefined;
         if (opts.token_url !== undefined && opts.token_url !== '') {
@@ -974,7 +1142,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
           credential_kind: t.credential.kind,
           ...(t.credential.oauth && { oauth: { ...t.credential.oauth, ...(tokenUrl && { token_url: tokenUrl }) } }),
           headers: { ...t.default_headers },
-          query: { ...t.default_query },
+          query,
           settings,
           request_fields: {},
           thinking: curated?.thinking ?? t.thinking,
@@ -993,7 +1161,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
 
     parse_example(text) {
       try {
-        if (typeof text !== 'string') return fail('invalid_input', 'api_example must be text (a curl / Python / JavaScript example)');
+        if (typeof text !== 'string') return fail('invalid_input', 'api_example must be text (a curl / Python / JavaScript example)', { reason: 'example_not_text' });
         return parseExample(text);
       } catch (e) {
         if (e instanceof ByokError) return fail(e.code, e.message, e.details ?? {});
@@ -1024,9 +1192,9 @@ export function createRegistry(deps: RegistryDeps): Registry {
         // that belongs to another host (a curated vendor's key, or another endpoint's) is
         // replaced by a host-specific one, with a warning, so a key never leaks to this host.
         const requested = args.api_key_env !== undefined ? checkEnvVar(args.api_key_env) : undefined;
-        const existing = await readModels(ws);
-        const usedElsewhere = (v: string) =>
-          !!ownerOf(v) || existing.some((m) => m.api_key_env === v && keyHostOf(m.base_url) !== keyHostOf(baseUrl));
+        const ks = await keyState(ws);
+        const bound = bindingsOf(ks.models, ks.keyHosts, ks.stored);
+        const usedElsewhere = (v: string) => !!ownerOf(v) || bound.some((b) => b.name === v && b.host !== keyHostOf(baseUrl));
         const long = host.replace(/\.[a-z]+(:\d+)?$/, '').toUpperCase().replace(/[^A-Z0-9]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 48);
         const candidates = [requested, sameHost?.env_var, envVarFromHost(host), /^[A-Z]/.test(long) ? `${long}_API_KEY` : undefined].filter(
           (v): v is string => !!v,
@@ -1034,7 +1202,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
         const last = candidates[candidates.length - 1]!;
         for (let i = 2; i < 10; i++) candidates.push(`${last}_${i}`);
         const apiKeyEnv = candidates.find((v) => !usedElsewhere(v));
-        if (!apiKeyEnv) throw new ByokError('conflict', `no free key name for ${host}; pass api_key_env with a name of your own`, { field: 'api_key_env' });
+        if (!apiKeyEnv) throw new ByokError('conflict', `no free key name for ${host}; pass api_key_env with a name of your own`, { field: 'api_key_env', reason: 'no_key_name' });
         if (requested && apiKeyEnv !== requested) {
           const owner = ownerOf(requested);
           warnings.push(
@@ -1115,7 +1283,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
         checkWorkspace(ws);
         const id = stripSelector(modelId);
         if (typeof changes !== 'object' || changes === null || Array.isArray(changes)) throw invalid('changes must be an object');
-        const allowed = new Set(['name', 'upstream_model', 'base_url', 'max_tokens', 'capabilities', 'pricing']);
+        const allowed = new Set(['name', 'upstream_model', 'base_url', 'max_tokens', 'capabilities', 'pricing', 'reasoning_param']);
         const immutable = new Set(['id', 'vendor', 'wire', 'api_key_env', 'extra_env_vars', 'key_optional', 'created_at']);
         const current = (await readModels(ws)).find((m) => m.id === id);
         for (const [k, v] of Object.entries(changes)) {
@@ -1139,33 +1307,56 @@ export function createRegistry(deps: RegistryDeps): Registry {
           if (c.base_url === null || c.base_url === '') throw invalid('base_url cannot be cleared; give the endpoint root URL', { field: 'base_url' });
           baseUrl = checkBaseUrl(c.base_url, warnings);
         }
-        if (baseUrl !== undefined && current && !current.key_optional && keyHostOf(baseUrl) !== keyHostOf(current.base_url)) {
-          // The stored key was checked against the current host: it is never sent to another.
-          if (await keyStored(ws, [current.api_key_env, ...current.extra_env_vars])) {
-            throw new ByokError(
-              'conflict',
-              `the stored ${current.api_key_env} key was checked against ${hostOf(current.base_url)} and is only sent there; register ${hostOf(baseUrl)} as a new model with its own key (/byok example or byok add)`,
-              { field: 'base_url' },
-            );
-          }
+        // Another host: the model takes the key names of that host (its own key, asked for through
+        // the form when not stored); the key stored for the old host is never sent to the new one.
+        let rebind: { names: KeyNames; stored: boolean; keyStoredSet: Set<string> } | undefined;
+        if (baseUrl !== undefined && current && current.status !== 'removed' && keyHostOf(baseUrl) !== keyHostOf(current.base_url)) {
+          const ks = await keyState(ws);
+          const plain = { api_key_env: keyFamily(current.api_key_env), extra_env_vars: current.extra_env_vars.map(keyFamily) };
+          // The model's own stored key stays bound to the host it leaves.
+          const bindings = bindingsOf(ks.models, { ...ks.keyHosts, ...oldHostOf(current, ks.stored) }, ks.stored, current.id);
+          const names = keyNamesAt(bindings, plain, baseUrl);
+          const stored = current.key_optional || (await keyStored(ws, [names.api_key_env, ...names.extra_env_vars]));
+          rebind = { names, stored, keyStoredSet: ks.stored };
         }
         const maxTokens = c.max_tokens !== undefined ? checkMaxTokens(c.max_tokens) : undefined;
         if (c.capabilities !== undefined) checkCapabilities(c.capabilities, DEFAULT_CAPABILITIES);
         const pricing = c.pricing === undefined ? undefined : c.pricing === null ? null : checkPricing(c.pricing);
         const at = now().toISOString();
-        const r = await mutateModels(ws, (models): Result<{ model: CustomModel }> => {
+        const r = await mutateModels(ws, (models, keyHosts): Result<{ model: CustomModel; need_env_input?: NeedEnvInput }> => {
           const m = models.find((x) => x.id === id);
           if (!m) return notFound(ws, id, models);
           if (m.status === 'removed') return fail('not_found', `${selectorOf(m)} was removed; add it again to reactivate it, then update`);
+          let need: NeedEnvInput | undefined;
           if (name !== undefined) {
             const clash = models.find((x) => x.id !== m.id && x.status !== 'removed' && nameKey(x.name) === nameKey(name));
-            if (clash) throw new ByokError('conflict', `a model named "${clash.name}" already exists (${selectorOf(clash)}); choose another name`, { field: 'name' });
+            if (clash) throw new ByokError('conflict', `a model named "${clash.name}" already exists (${selectorOf(clash)}); choose another name`, { field: 'name', existing: selectorOf(clash), name: clash.name, reason: 'name_taken' });
             m.name = name;
           }
           if (baseUrl !== undefined) {
-            checkKeyHost(models, m.api_key_env, baseUrl, m.id);
+            if (rebind && keyHostOf(baseUrl) !== keyHostOf(m.base_url)) {
+              const { names } = rebind;
+              // The key stored for the old host stays bound there, used by a model or not.
+              Object.assign(keyHosts, oldHostOf(m, rebind.keyStoredSet));
+              checkKeyHost(models, keyHosts, rebind.keyStoredSet, names.api_key_env, baseUrl, m.id);
+              if (names.api_key_env !== m.api_key_env) {
+                warnings.push(`${hostOf(baseUrl)} uses its own key, ${names.api_key_env}${rebind.stored ? ', already stored' : ': enter it through the secure form'}; ${m.api_key_env} stays with ${hostOf(m.base_url)}`);
+              }
+              m.api_key_env = names.api_key_env;
+              m.extra_env_vars = [...names.extra_env_vars];
+              recordKeyHost(keyHosts, { ...m, base_url: baseUrl });
+              if (!rebind.stored) {
+                applyStatus(m, 'pending_key', undefined, at);
+                const t = templateById(m.vendor);
+                need = needEnv({ ...m, base_url: baseUrl }, { nameGiven: true, vendorLabel: t?.name ?? hostOf(baseUrl) ?? m.vendor, homepage: t?.homepage });
+              } else if (m.status !== 'validating') applyStatus(m, 'active', undefined, at);
+            } else if (rebind === undefined && keyHostOf(baseUrl) !== keyHostOf(m.base_url)) {
+              throw new ByokError('conflict', `${selectorOf(m)} changed meanwhile; send the update again`, { field: 'base_url', reason: 'changed_meanwhile' });
+            }
             m.base_url = baseUrl;
           }
+          // A model the vendor did not know, now pointing elsewhere: to be proven again, not kept broken.
+          if (m.status === 'model_problem' && (upstream !== undefined || baseUrl !== undefined)) applyStatus(m, 'active', undefined, at);
           if (upstream !== undefined && upstream !== m.upstream_model) {
             m.upstream_model = upstream;
             const t = templateById(m.vendor);
@@ -1186,10 +1377,11 @@ export function createRegistry(deps: RegistryDeps): Registry {
           if (c.capabilities !== undefined) m.capabilities = checkCapabilities(c.capabilities, m.capabilities);
           if (pricing === null) delete m.pricing;
           else if (pricing !== undefined) m.pricing = pricing;
+          if (c.reasoning_param !== undefined) applyReasoningParam(m, c.reasoning_param, (c.capabilities as Partial<Capabilities> | undefined)?.reasoning === undefined, templateById(m.vendor));
           m.updated_at = at;
-          return ok({ model: m });
+          return ok({ model: m, ...(need && { need_env_input: need }) });
         });
-        if (r.ok && warnings.length) return ok({ model: r.model, warnings });
+        if (r.ok && warnings.length) return ok({ ...r, warnings });
         return r;
       });
     },
@@ -1205,7 +1397,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
           const m = models.find((x) => x.id === id);
           if (!m) return notFound(ws, id, models);
           if (m.status === 'removed' && status !== 'removed') {
-            return fail('conflict', `${selectorOf(m)} was removed meanwhile; its status is left as is`);
+            return fail('conflict', `${selectorOf(m)} was removed meanwhile; its status is left as is`, { reason: 'removed_meanwhile' });
           }
           applyStatus(m, status, err, at);
           return ok({ model: m });
@@ -1217,11 +1409,11 @@ export function createRegistry(deps: RegistryDeps): Registry {
       return guarded(async () => {
         checkWorkspace(ws);
         const v = checkEnvVar(envVar);
-        if (!STATUSES.includes(status) || status === 'removed') throw invalid('status must be pending_key, validating, active or key_error', { field: 'status' });
+        if (!STATUSES.includes(status) || status === 'removed') throw invalid('status must be pending_key, validating, active, key_error or model_problem', { field: 'status' });
         const err = lastError !== undefined ? checkLastError(lastError) : undefined;
         const at = now().toISOString();
         return mutateModels(ws, (models) => {
-          const hit = models.filter((m) => m.status !== 'removed' && (m.api_key_env === v || m.extra_env_vars.includes(v)));
+          const hit = models.filter((m) => m.status !== 'removed' && (m.api_key_env === v || m.extra_env_vars.includes(v)) && !keepsModelProblem(m, status));
           for (const m of hit) applyStatus(m, status, err, at);
           return ok({ models: hit });
         });
@@ -1233,16 +1425,16 @@ export function createRegistry(deps: RegistryDeps): Registry {
         checkWorkspace(ws);
         const id = stripSelector(modelId);
         const v = checkEnvVar(envVar);
-        if (!STATUSES.includes(status) || status === 'removed') throw invalid('status must be pending_key, validating, active or key_error', { field: 'status' });
+        if (!STATUSES.includes(status) || status === 'removed') throw invalid('status must be pending_key, validating, active, key_error or model_problem', { field: 'status' });
         const err = lastError !== undefined ? checkLastError(lastError) : undefined;
         const at = now().toISOString();
         return mutateModels(ws, (models): Result<{ model: CustomModel; models: CustomModel[] }> => {
           const m = models.find((x) => x.id === id);
           let modelPart: Fail | undefined;
           if (!m) modelPart = notFound(ws, id, models);
-          else if (m.status === 'removed') modelPart = fail('conflict', `${selectorOf(m)} was removed meanwhile; its status is left as is`);
+          else if (m.status === 'removed') modelPart = fail('conflict', `${selectorOf(m)} was removed meanwhile; its status is left as is`, { reason: 'removed_meanwhile' });
           else applyStatus(m, status, err, at);
-          const hit = models.filter((x) => x.status !== 'removed' && (x.api_key_env === v || x.extra_env_vars.includes(v)));
+          const hit = models.filter((x) => x.status !== 'removed' && (x.api_key_env === v || x.extra_env_vars.includes(v)) && (x === m || !keepsModelProblem(x, status)));
           for (const x of hit) applyStatus(x, status, err, at);
           return modelPart ?? ok({ model: m!, models: hit });
         });
@@ -1274,13 +1466,14 @@ export function createRegistry(deps: RegistryDeps): Registry {
         if (!Array.isArray(credential.extra_env_vars) || credential.extra_env_vars.length > 7) throw invalid('extra_env_vars must be a list of env var names', { field: 'extra_env_vars' });
         const extra = credential.extra_env_vars.map(checkEnvVar);
         const at = now().toISOString();
+        const ks = await keyState(ws);
         return mutateModels(ws, (models): Result<{ model: CustomModel; models: CustomModel[] }> => {
           const m = models.find((x) => x.id === id);
           if (!m) return notFound(ws, id, models);
-          if (m.status === 'removed') return fail('conflict', `${selectorOf(m)} was removed meanwhile; its credential is left as is`);
+          if (m.status === 'removed') return fail('conflict', `${selectorOf(m)} was removed meanwhile; its credential is left as is`, { reason: 'removed_meanwhile' });
           // The models that shared the old key follow it: one key per vendor in a workspace.
           const hit = models.filter((x) => x.id === m.id || (x.status !== 'removed' && x.vendor === m.vendor && x.api_key_env === m.api_key_env));
-          for (const x of hit) checkKeyHost(models.filter((y) => !hit.includes(y)), env, x.base_url);
+          for (const x of hit) checkKeyHost(models.filter((y) => !hit.includes(y)), {}, ks.stored, env, x.base_url);
           for (const x of hit) {
             x.credential_kind = kind;
             x.api_key_env = env;
@@ -1318,6 +1511,11 @@ function checkLastError(e: unknown): { code: string; message: string } {
   // Vendors sometimes quote (part of) the key back; never keep anything key-like.
   msg = msg.replace(/\S+/g, (w) => (looksLikeKey(w) ? '[redacted]' : w));
   return { code, message: msg };
+}
+
+/** A good key does not make a model the vendor does not serve ready: only a probe of that model does. */
+function keepsModelProblem(m: CustomModel, status: ModelStatus): boolean {
+  return m.status === 'model_problem' && status === 'active';
 }
 
 function applyStatus(m: CustomModel, status: ModelStatus, err: { code: string; message: string } | undefined, at: string): void {

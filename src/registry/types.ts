@@ -6,9 +6,11 @@ import type { Capabilities, CredentialKind, OAuthConfig, Pricing, ThinkingRule, 
  *  validating   a sealed key was submitted and the worker is probing the vendor
  *  active       key stored and proven
  *  key_error    the last probe failed with a definite answer (see last_error)
+ *  model_problem the key works but the vendor does not serve this model (invalid_model, see
+ *               last_error): fixed by changing the model (or its base URL), not the key
  *  removed      deactivated by the user; re-adding the same id reactivates it
  */
-export type ModelStatus = 'pending_key' | 'validating' | 'active' | 'key_error' | 'removed';
+export type ModelStatus = 'pending_key' | 'validating' | 'active' | 'key_error' | 'model_problem' | 'removed';
 
 /** One entry of a workspace's custom_models.yaml. Never holds a key. */
 export interface CustomModel {

@@ -1,4 +1,5 @@
-import { t, type Lang } from '../i18n/index.ts';
+import { formatTime } from '../chat/time.ts';
+import { catalogue, t, type Lang, type MessageKey } from '../i18n/index.ts';
 import { MAX_FILE_BYTES, MAX_KEY_BYTES, type CredentialForm, type CredentialOption } from './credential-form.ts';
 import type { DeadReason, EnvInputRecord } from './tokens.ts';
 
@@ -271,8 +272,8 @@ export interface FormPageInput {
 }
 
 export function renderFormPage({ record, form, lang, publicKeyB64, keyId }: FormPageInput): string {
-  const expires = new Date(record.expires_at);
-  const expiresText = `${expires.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+  // The browser replaces it with its local time (form.js); without script: the language's zone.
+  const expiresText = formatTime(record.expires_at, lang);
   const home = safeHttpUrl(record.homepage);
   const spec: CredentialForm = form ?? { options: [{ kind: 'api_key', env_vars: record.env_vars }], project_id: false };
   const fields = `${credentialFields(lang, spec)}\n${extraFields(lang, spec)}`;
@@ -309,6 +310,31 @@ ${fields}
     ` data-lang="${lang}"` +
     ` data-messages="${escapeHtml(JSON.stringify(clientMessages(lang)))}"`;
   return shell(lang, `${t(lang, 'form.title')} · ${record.vendor_name}`, body, attrs);
+}
+
+/**
+ * The form's result in the page's language, by code (the status keeps the codes and the
+ * worker's English): `text` replaces the English message on a non-English page (English
+ * pages keep the vendor's own words), `todo_text` is the what-to-do hint, never a raw code.
+ */
+export function statusTexts(lang: Lang, status: { status: string; code?: string; what_to_do?: string; kept_previous?: boolean }): { text?: string; todo_text?: string } {
+  if (status.status !== 'error') return {};
+  const out: { text?: string; todo_text?: string } = {};
+  const cat = catalogue(lang) as Record<string, string>;
+  const code = status.code ?? '';
+  if (lang !== 'en') {
+    const key = `err.${code}`;
+    const base = Object.hasOwn(cat, key) ? t(lang, key as MessageKey) : t(lang, 'form.error');
+    out.text = status.kept_previous ? `${base} ${t(lang, 'err.kept_previous')}` : base;
+  }
+  const todo = status.what_to_do;
+  if (todo && todo !== 'none') {
+    const key = `todo.${todo}`;
+    if (Object.hasOwn(cat, key)) out.todo_text = t(lang, key as MessageKey);
+    // Free text from an older worker: shown as it is on an English page only.
+    else if (lang === 'en' && !/^[a-z_]+$/.test(todo)) out.todo_text = todo;
+  }
+  return out;
 }
 
 export function renderGonePage(lang: Lang, reason: Exclude<DeadReason, 'not_found'>, modelId?: string): string {

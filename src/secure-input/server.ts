@@ -17,7 +17,7 @@ import {
   PROJECT_ID_RE,
   type CredentialForm,
 } from './credential-form.ts';
-import { FORM_CSS, renderErrorPage, renderFormPage, renderGonePage, renderNotFoundPage } from './page.ts';
+import { FORM_CSS, renderErrorPage, renderFormPage, renderGonePage, renderNotFoundPage, statusTexts } from './page.ts';
 import { hashToken, isTokenShaped, type EnvInputRecord, type EnvInputRequests, type LookupResult } from './tokens.ts';
 
 declare module 'fastify' {
@@ -211,6 +211,20 @@ function loadAssets(): Promise<Record<string, Asset>> {
     assetsPromise = undefined;
   });
   return assetsPromise;
+}
+
+/**
+ * The language of a page about a form: `?lang=` (the link and the page's own status polls
+ * carry it), else the requester's language, else — when the requester never chose one
+ * (`lang_default`) — the browser's Accept-Language.
+ */
+function recordLang(req: FastifyRequest, r: { lang: Lang; lang_default?: true }): Lang {
+  return pickLang(req, r.lang_default ? undefined : r.lang);
+}
+
+/** The status is read by the page, which names its language (`?lang=zh`); without it, English. */
+function statusLang(req: FastifyRequest): Lang {
+  return (req.query as Record<string, unknown> | undefined)?.lang === 'zh' ? 'zh' : 'en';
 }
 
 function pickLang(req: FastifyRequest, fallback?: Lang): Lang {
@@ -490,7 +504,7 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
     const html = renderFormPage({
       record: found.record,
       form,
-      lang: pickLang(req, found.record.lang),
+      lang: recordLang(req, found.record),
       publicKeyB64: Buffer.from(key.publicKey).toString('base64'),
       keyId: key.id,
     });
@@ -508,9 +522,10 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
       // Only the holder of this link gets here: the fresh link for another try goes to them.
       const retry = await requests.retryFor(token);
       const { retry: _flag, ...rest } = status;
-      return reply.send(retry ? { ...rest, retry: { url: new URL(retry.url).pathname + new URL(retry.url).search, expires_at: retry.expires_at } } : rest);
+      const shown = { ...rest, ...statusTexts(statusLang(req), rest) };
+      return reply.send(retry ? { ...shown, retry: { url: new URL(retry.url).pathname + new URL(retry.url).search, expires_at: retry.expires_at } } : shown);
     }
-    if (status) return reply.send(status);
+    if (status) return reply.send({ ...status, ...statusTexts(statusLang(req), status) });
     // A late POST of this process is still on its way: not "awaiting input" yet.
     if (lateSubmissions.has(hashToken(token))) return reply.send({ status: 'processing' });
     const found = await requests.lookup(token);
@@ -606,7 +621,7 @@ export function buildServer(deps: SecureInputDeps): FastifyInstance {
     const found = await requests.lookup(token);
     if (!found.ok) return asAnswer(deadJson(found));
     state.model_id = found.record.model_id;
-    state.lang = found.record.lang;
+    state.lang = recordLang(req, found.record);
     if (deps.verifyLaunch && !(await deps.verifyLaunch(found.record, req))) {
       return { code: 403, body: { ok: false, code: 'forbidden', error: 'This form must be opened from the chat that asked for it.' } };
     }

@@ -34,15 +34,19 @@ export interface EnvInputParams {
   /** Where the user creates the key (shown as a link on the form). */
   homepage: string;
   lang?: Lang;
+  /** `lang` is only a default (the user never chose one): the form page follows the browser's Accept-Language. */
+  lang_default?: boolean;
   /** Explicit user request (`/byok key <id>`, `byok request-key`): void the pending one, issue anew. */
   force?: boolean;
 }
 
 /** What is stored for a live token (no secret in it: the token itself is never stored). */
-export interface EnvInputRecord extends Omit<EnvInputParams, 'lang' | 'force'> {
+export interface EnvInputRecord extends Omit<EnvInputParams, 'lang' | 'lang_default' | 'force'> {
   v: 1;
   token_hash: string;
   lang: Lang;
+  /** The requester's language was not known: pages follow the browser (see EnvInputParams.lang_default). */
+  lang_default?: true;
   created_at: string;
   expires_at: string;
   /** How the channel presented the form (bound after sending); `web_app` demands launch data. */
@@ -191,6 +195,7 @@ export class EnvInputRequests {
         model_name: params.model_name,
         homepage: params.homepage,
         lang,
+        ...(params.lang_default ? { lang_default: true as const } : {}),
         created_at: new Date(now).toISOString(),
         expires_at: expiresAt,
       };

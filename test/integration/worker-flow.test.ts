@@ -121,6 +121,26 @@ for (const mode of ['embedded', 'redis'] as const) {
       fake.setKeyBehaviour(key, undefined);
     });
 
+    it('a model the vendor does not serve: model_problem (not key_error), key not stored, told to fix the model', async () => {
+      const key = canary();
+      keysUsed.push(key);
+      fake.setKeys([key]);
+      fake.setModels(['some-other-model']);
+      try {
+        const { id, url, env } = await registerAndRequest();
+        await app.vault.delete(WS, env);
+        await submitForm(url, { [env]: key });
+        const r = await waitFor(() => chan.results.find((x) => x.model_id === id), 10_000, 'invalid_model notification');
+        expect(r.outcome).toBe('invalid_model');
+        expect(await app.vault.has(WS, env)).toBe(false);
+        const got = await app.registry.get(WS, id);
+        expect(got.ok && got.model.status).toBe('model_problem');
+      } finally {
+        fake.setModels(undefined);
+        fake.setKeys(undefined);
+      }
+    });
+
     it('retries a vendor outage with backoff and succeeds when the vendor recovers', async () => {
       const key = canary();
       keysUsed.push(key);

@@ -257,10 +257,11 @@ describe('add', () => {
     // a second model on the same host shares the key name
     const same = must(await reg.add('local', { upstream_model: 'c', base_url: 'https://one.example.com/v1', api_key_env: 'MY_KEY' }));
     expect(same.model.api_key_env).toBe('MY_KEY');
-    // templates: a second host for the same vendor key is a conflict
+    // templates: a second host of the same vendor gets a key name of its own (issue 12)
     must(await reg.add_template('local', 'qwen'));
-    const cn = await reg.add_template('local', 'qwen', { upstream_model: 'qwen-flash', base_url: 'https://dashscope.aliyuncs.com/compatible-mode/v1' });
-    expect(cn).toMatchObject({ ok: false, code: 'conflict' });
+    const cn = must(await reg.add_template('local', 'qwen', { upstream_model: 'qwen-flash', base_url: 'https://dashscope.aliyuncs.com/compatible-mode/v1' }));
+    expect(cn.model.api_key_env).toBe('DASHSCOPE_API_KEY__DASHSCOPE_ALIYUNCS_COM');
+    expect(cn.need_env_input?.env_vars).toEqual(['DASHSCOPE_API_KEY__DASHSCOPE_ALIYUNCS_COM']);
   });
 
   it('key_optional endpoints are active at once; max_tokens, capabilities, pricing are kept', async () => {
@@ -366,16 +367,19 @@ describe('update', () => {
 });
 
 describe('a stored key stays bound to the host it was validated against', () => {
-  it('update may move an endpoint only while no key is stored for it', async () => {
+  it('moving an endpoint with a stored key switches it to a key of its own for the new host', async () => {
     const m = must(await reg.add('local', { upstream_model: 'm-1', base_url: 'https://api.one.example/v1', api_key_env: 'ONE_API_KEY' })).model;
     must(await reg.update('local', m.id, { base_url: 'https://api.two.example/v1' }));
     keys.set('local', 'ONE_API_KEY', SECRET);
-    const moved = await reg.update('local', m.id, { base_url: 'https://evil.example.com/v1' });
-    expect(moved.ok).toBe(false);
-    expect(!moved.ok && moved.code).toBe('conflict');
-    expect(!moved.ok && moved.error).toMatch(/api\.two\.example/);
-    // The same host with another path is fine.
-    must(await reg.update('local', m.id, { base_url: 'https://api.two.example/v2' }));
+    must(await reg.set_status('local', m.id, 'active'));
+    const moved = must(await reg.update('local', m.id, { base_url: 'https://evil.example.com/v1' }));
+    expect(moved.model.api_key_env).toBe('ONE_API_KEY__EVIL_EXAMPLE_COM');
+    expect(moved.model.status).toBe('pending_key');
+    expect(moved.need_env_input?.env_vars).toEqual(['ONE_API_KEY__EVIL_EXAMPLE_COM']);
+    // Back to the host the stored key was validated for: the plain name again, ready.
+    const back = must(await reg.update('local', m.id, { base_url: 'https://api.two.example/v2' }));
+    expect(back.model.api_key_env).toBe('ONE_API_KEY');
+    expect(back.model.status).toBe('active');
   });
 
   it('a removed model keeps its key bound: a new endpoint gets a key name of its own', async () => {

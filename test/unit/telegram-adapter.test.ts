@@ -259,6 +259,10 @@ describe('TelegramChannel', () => {
     expect(await ch.verifyFormLaunch(miniApp, reqWith())).toBe(false);
     expect(await ch.verifyFormLaunch(miniApp, reqWith(mk(42)))).toBe(true);
     expect(await ch.verifyFormLaunch({ ...record, launch: 'link' as const }, reqWith())).toBe(true);
+    // A group's key form (/group key) goes to the asking admin's private chat: that admin passes, nobody else.
+    const groupForm = { workspace: 'tg:group:-100777', channel: priv, launch: 'web_app' as const };
+    expect(await ch.verifyFormLaunch(groupForm, reqWith(mk(42)))).toBe(true);
+    expect(await ch.verifyFormLaunch(groupForm, reqWith(mk(43)))).toBe(false);
   });
 
   it('group admin check via getChatMember; deep links to the private chat', async () => {

@@ -37,7 +37,12 @@
   var keyId = body.getAttribute('data-key-id') || '';
   var expiresAt = Date.parse(body.getAttribute('data-expires-at') || '');
   var basePath = location.pathname.replace(/\/+$/, '');
-  var statusPath = basePath + '/status';
+  // The status answers in the page's language (its result text and what-to-do hint).
+  var pageLang = body.getAttribute('data-lang') === 'zh' ? 'zh' : 'en';
+  function statusPathOf(base) {
+    return base + '/status' + (pageLang === 'en' ? '' : '?lang=' + pageLang);
+  }
+  var statusPath = statusPathOf(basePath);
   var submitted = false;
   var sodiumReady = false;
 
@@ -50,6 +55,13 @@
       span.textContent = msg('what_to_do') + todo;
       statusEl.appendChild(span);
     }
+  }
+
+  /** The what-to-do hint in the page's language; a bare code (check_billing) is never shown. */
+  function todoOf(d) {
+    if (d.todo_text) return d.todo_text;
+    var code = d.what_to_do || '';
+    return code && !/^[a-z_]+$/.test(code) ? code : '';
   }
 
   /** Every secret field: key inputs and credentials-file textareas. */
@@ -140,8 +152,8 @@
         dateStyle: 'medium',
         timeStyle: 'short',
       });
-      // Replace the UTC time the server rendered with the local one.
-      el.textContent = el.textContent.replace(/\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC/, local);
+      // Replace the time the server rendered (with its zone: UTC, 北京时间) with the local one.
+      el.textContent = el.textContent.replace(/\d{4}-\d{2}-\d{2} \d{2}:\d{2} [^\s，。)）]+/, local);
     } catch (e) {
       /* keep the UTC text */
     }
@@ -178,7 +190,7 @@
         }
         if (r.code === 200 && d.status === 'error') {
           if (d.retry && offerRetry(d)) return;
-          show('error', d.message || msg('error'), d.what_to_do || '');
+          show('error', d.text || d.message || msg('error'), todoOf(d));
           return;
         }
         if (processing && r.code === 200 && d.status === 'awaiting_input' && !processing.since) processing.since = Date.now();
@@ -226,7 +238,7 @@
     if (!/^\/s\/[A-Za-z0-9_-]{43}(\?[A-Za-z0-9=&_-]*)?$/.test(path)) return false;
     var q = path.indexOf('?');
     basePath = q < 0 ? path : path.slice(0, q);
-    statusPath = basePath + '/status';
+    statusPath = statusPathOf(basePath);
     try {
       history.replaceState(null, '', path + location.hash);
     } catch (e) {
@@ -239,7 +251,8 @@
     clearInputs();
     form.classList.remove('done');
     button.disabled = false;
-    show('error', msg('retry') + (d.message ? ' (' + d.message + ')' : ''));
+    // A translated page says it in its own words; an English one adds the vendor's.
+    show('error', msg('retry') + (!d.text && d.message ? ' (' + d.message + ')' : ''));
     updateCountdown();
     var first = inputs()[0];
     if (first) first.focus();

@@ -1,0 +1,220 @@
+/**
+ * Scripted conversations for issue 12's dead ends 1, 2, 5 and 6 (the add flow), through the
+ * whole app and the recording channel, against local fake vendors, in English and Chinese.
+ */
+import { randomBytes } from 'node:crypto';
+import { PassThrough, Readable } from 'node:stream';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { App } from '../../src/app.ts';
+import { main } from '../../src/cli.ts';
+import type { CustomModel } from '../../src/registry/types.ts';
+import { offeredTemplates } from '../../src/vendors/templates.ts';
+import { testApp } from '../support/app.ts';
+import { startFakeOpenAI, type FakeVendor } from '../support/fake-vendors.ts';
+import { RecordingChannel } from '../support/recording-channel.ts';
+
+describe('conversations: /byok add ends in a working model or a clear next step', () => {
+  let app: App;
+  let dataDir: string;
+  let cleanup: () => Promise<void>;
+  let chan: RecordingChannel;
+  let fake: FakeVendor;
+  let user = 5000;
+  let uid: string;
+  const ws = () => `tg:${uid}`;
+  const say = (text: string, lang: 'en' | 'zh' = 'en') => chan.say(text, uid, { lang });
+  const key = () => new TextEncoder().encode('sk-' + randomBytes(16).toString('hex'));
+  const models = async (): Promise<CustomModel[]> => {
+    const r = await app.registry.list_models(ws());
+    if (!r.ok) throw new Error(r.error);
+    return r.models;
+  };
+  const since = (n: number) => chan.sent.slice(n).map((s) => s.text).join('\n');
+
+  beforeAll(async () => {
+    fake = await startFakeOpenAI({ reply: 'hello from the fake' });
+    ({ app, dataDir, cleanup } = await testApp());
+    chan = new RecordingChannel();
+    app.addChannel(chan);
+    await app.start();
+  });
+  afterAll(async () => {
+    await cleanup();
+    await fake.close();
+  });
+  beforeEach(() => {
+    uid = String(++user);
+    fake.setModels(undefined);
+    fake.setBehaviour('ok');
+  });
+
+  // ── dead end 1: a base URL change no longer locks the user out ─────────────────────────
+  it('edits a Qwen model to the mainland host: it asks for that host\'s own key; a second Qwen model and the other model stay usable', async () => {
+    await say('/byok add qwen qwen-plus Plus');
+    await say('/byok add qwen qwen-flash Flash');
+    await app.vault.put(ws(), 'DASHSCOPE_API_KEY', key());
+    const [plus, flash] = await models();
+    const forms = chan.forms.length;
+    await say(`/byok edit ${plus!.id} base_url https://dashscope.aliyuncs.com/compatible-mode/v1`);
+    expect(chan.texts()).toContain('DASHSCOPE_API_KEY__DASHSCOPE_ALIYUNCS_COM');
+    expect(chan.forms.length).toBe(forms + 1);
+    expect(chan.forms.at(-1)!.env_vars).toEqual(['DASHSCOPE_API_KEY__DASHSCOPE_ALIYUNCS_COM']);
+    let now = await models();
+    expect(now.find((m) => m.id === plus!.id)).toMatchObject({ api_key_env: 'DASHSCOPE_API_KEY__DASHSCOPE_ALIYUNCS_COM', status: 'pending_key' });
+    // The other model keeps the intl key, and can still be edited (it gets the mainland key name too).
+    expect(now.find((m) => m.id === flash!.id)!.api_key_env).toBe('DASHSCOPE_API_KEY');
+    await say(`/byok edit ${flash!.id} base_url https://dashscope.aliyuncs.com/compatible-mode/v1`);
+    expect(chan.last()).not.toMatch(/conflict|remove .* first|another key name/i);
+    now = await models();
+    expect(now.find((m) => m.id === flash!.id)!.api_key_env).toBe('DASHSCOPE_API_KEY__DASHSCOPE_ALIYUNCS_COM');
+    // A third Qwen model follows the host the others use, with its key.
+    await say('/byok add qwen qwen-max Max');
+    const max = (await models()).find((m) => m.name === 'Max')!;
+    expect(max.base_url).toContain('dashscope.aliyuncs.com');
+    expect(max.api_key_env).toBe('DASHSCOPE_API_KEY__DASHSCOPE_ALIYUNCS_COM');
+    // /byok keys names the host of the intl key's group apart (no model uses it now).
+    await say('/byok keys');
+    expect(chan.last()).toContain('DASHSCOPE_API_KEY');
+  });
+
+  it('a removed model without a key binds nothing; with its key stored, the key stays with its host', async () => {
+    await say('/byok add azure-openai https://one.openai.azure.com dep-one');
+    const one = (await models())[0]!;
+    expect(one.api_key_env).toBe('AZURE_OPENAI_API_KEY');
+    await say(`/byok remove ${one.id}`);
+    await say('/byok add azure-openai https://two.openai.azure.com dep-two');
+    const two = (await models()).find((m) => m.upstream_model === 'dep-two')!;
+    expect(two.api_key_env).toBe('AZURE_OPENAI_API_KEY');
+    await app.vault.put(ws(), 'AZURE_OPENAI_API_KEY', key());
+    await say(`/byok remove ${two.id}`);
+    await say('/byok add azure-openai https://three.openai.azure.com dep-three');
+    const three = (await models()).find((m) => m.upstream_model === 'dep-three')!;
+    expect(three.api_key_env).toBe('AZURE_OPENAI_API_KEY__THREE_OPENAI_AZURE_COM');
+    expect(chan.forms.at(-1)!.env_vars).toEqual(['AZURE_OPENAI_API_KEY__THREE_OPENAI_AZURE_COM']);
+  });
+
+  // ── dead end 2: every template can be added from chat ──────────────────────────────────
+  const answerFor = (q: string): string => {
+    if (/endpoint URL|接口地址/.test(q)) return fake.baseUrl;
+    if (/api-version/.test(q)) return 'ok';
+    if (/deployment|部署/.test(q)) return 'my-deploy';
+    return 'my-model';
+  };
+
+  for (const lang of ['en', 'zh'] as const) {
+    it(`every template is addable from chat, answering the questions one at a time (${lang})`, async () => {
+      const ids = offeredTemplates().map((t) => t.id);
+      expect(ids.length).toBeGreaterThan(15);
+      for (const id of ids) {
+        uid = String(++user);
+        const forms = chan.forms.length;
+        let n = chan.sent.length;
+        await say(`/byok add ${id}`, lang);
+        for (let turn = 0; turn < 5 && !(await models()).length; turn++) {
+          const q = since(n);
+          expect(q, `${id}: a question, not a dead end`).not.toMatch(/Usage:|用法：/);
+          n = chan.sent.length;
+          await say(answerFor(q), lang);
+        }
+        const got = await models();
+        expect(got, `${id} registered`).toHaveLength(1);
+        expect(got[0]!.vendor).toBe(id);
+        // Either the secure form for its key, or (no key needed) a check that says it is ready.
+        if (got[0]!.key_optional) expect(chan.last()).toMatch(lang === 'zh' ? /可以使用/ : /ready/);
+        else expect(chan.forms.length, id).toBe(forms + 1);
+        expect((await app.router.state.get(ws())).pending).toBeUndefined();
+      }
+    });
+  }
+
+  it('Azure in one line, and the old circle (/byok add azure-openai <model> <name>) asks for the URL instead', async () => {
+    await say('/byok add azure-openai https://x.openai.azure.com my-deploy Work api-version=2024-10-21');
+    const [m] = await models();
+    expect(m).toMatchObject({ vendor: 'azure-openai', upstream_model: 'my-deploy', name: 'Work', base_url: 'https://x.openai.azure.com' });
+    expect(m!.query['api-version']).toBe('2024-10-21');
+    uid = String(++user);
+    await say('/byok add azure-openai gpt-5-mini Work');
+    expect(chan.last()).toMatch(/needs your endpoint URL/);
+    expect(chan.last()).toContain('/byok add azure-openai https://<resource-name>.openai.azure.com <deployment> [name]');
+    await say('x.openai.azure.com');
+    expect(chan.last()).toMatch(/api-version/);
+    await say('ok');
+    const [a] = await models();
+    expect(a).toMatchObject({ upstream_model: 'gpt-5-mini', name: 'Work', base_url: 'https://x.openai.azure.com' });
+    expect(a!.query['api-version']).toBe('2025-04-01-preview');
+  });
+
+  it('a bad answer is asked again; a chat message leaves the question (zh)', async () => {
+    await say('/byok add openai-compatible', 'zh');
+    expect(chan.last()).toMatch(/接口地址/);
+    await say('不知道', 'zh');
+    expect(chan.last()).toMatch(/接口地址/);
+    await say('那 算了', 'zh');
+    expect(chan.texts()).toMatch(/停止了添加 openai-compatible/);
+    expect((await app.router.state.get(ws())).pending).toBeUndefined();
+  });
+
+  // ── dead end 5: status is the vendor's answer ──────────────────────────────────────────
+  it('a model on a stored key is probed on add: ready, or model_problem with what to do; the relay marks it too (en, zh, CLI)', async () => {
+    fake.setModels(['tgi']);
+    await say(`/byok add huggingface ${fake.baseUrl} tgi First`);
+    await app.vault.put(ws(), 'HF_TOKEN', key());
+    await say(`/byok add huggingface ${fake.baseUrl} tgi Second`);
+    expect(chan.last()).toMatch(/already stored.*answered a test request.*ready/);
+    await say(`/byok add huggingface ${fake.baseUrl} no-such-model Third`);
+    expect(chan.last()).toMatch(/does not serve the model "no-such-model"/);
+    expect(chan.last()).toMatch(/\/byok edit .* model <name>/);
+    const third = (await models()).find((m) => m.name === 'Third')!;
+    expect(third.status).toBe('model_problem');
+    await say('/byok list');
+    expect(chan.last()).toMatch(/Third.*model problem/);
+    await say('/byok list', 'zh');
+    expect(chan.last()).toMatch(/Third.*模型有问题/);
+    // The CLI shows the same status.
+    const stdout = new PassThrough();
+    let out = '';
+    stdout.on('data', (d) => (out += d));
+    await main(['list', '--workspace', ws()], { stdin: Readable.from(['']), stdout, stderr: new PassThrough(), env: { BYOK_DATA_DIR: dataDir } });
+    expect(JSON.parse(out).models.find((m: CustomModel) => m.name === 'Third').status).toBe('model_problem');
+    // Fixing the model name checks it again: ready.
+    await say(`/byok edit ${third.id} model tgi`);
+    expect(chan.last()).toMatch(/ready/);
+    expect((await models()).find((m) => m.name === 'Third')!.status).toBe('active');
+    // The relay: the vendor drops the model → model_problem, not "ready".
+    const second = (await models()).find((m) => m.name === 'Second')!;
+    await say(`/model custom/${second.id}`);
+    fake.setModels(['other']);
+    await say('hello');
+    expect((await models()).find((m) => m.name === 'Second')!.status).toBe('model_problem');
+    fake.setModels(undefined);
+    await say('hello again');
+    expect(chan.last()).toBe('hello from the fake');
+    expect((await models()).find((m) => m.name === 'Second')!.status).toBe('active');
+  });
+
+  it('model_problem in Chinese on add', async () => {
+    fake.setModels(['tgi']);
+    await say(`/byok add huggingface ${fake.baseUrl} tgi A`, 'zh');
+    await app.vault.put(ws(), 'HF_TOKEN', key());
+    await say(`/byok add huggingface ${fake.baseUrl} missing B`, 'zh');
+    expect(chan.last()).toMatch(/不提供模型“missing”/);
+    expect(chan.last()).toMatch(/模型有问题/);
+  });
+
+  // ── dead end 6: advice that points somewhere real ──────────────────────────────────────
+  it('a model without a key: no "I sent you the form" followed by "already waiting"; custom endpoints are named by host', async () => {
+    await say(`/byok add openai-compatible ${fake.baseUrl} llama3`);
+    await say('/byok example');
+    await say(`curl ${fake.baseUrl}/chat/completions -H "Authorization: Bearer $MY_KEY" -d '{"model":"m1","messages":[]}'`);
+    await say('/byok confirm Mine');
+    const form = chan.forms.at(-1)!;
+    expect(form.vendor_name).toBe(new URL(fake.baseUrl).host);
+    const mine = (await models()).find((m) => m.name === 'Mine')!;
+    await say(`/model custom/${mine.id}`);
+    const n = chan.sent.length;
+    await say('hi');
+    const text = since(n);
+    expect(text).not.toMatch(/I sent you the secure form/);
+    expect(text).toMatch(/no key yet/);
+  });
+});
