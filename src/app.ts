@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ChannelAdapter } from '../channels/types.ts';
-import { keepsPreviousKey, validateKeyFinalFailure, validateKeyHandler, type ValidateDeps } from '../worker/validate-key.ts';
+import { keepsPreviousKey, validateKeyFinalFailure, validateKeyHandler, type ValidateDeps } from './jobs/validate-key.ts';
 import { Notifier } from './chat/notifier.ts';
 import { storedTimeZone } from './chat/time.ts';
 import { loadPlatformModels, type PlatformModels } from './chat/platform.ts';

@@ -1,5 +1,6 @@
 import { ring } from './cli-secrets.ts';
-import { UsageError, type CommandContext, type CommandSpec } from './cli.ts';
+import type { CommandContext, CommandSpec } from './cli.ts';
+import { UsageError } from './cli-usage-error.ts';
 import { deleteKeyGroup, forgetWorkspace, keyGroups, resolveKeyTarget, type KeyGroup } from './jobs/keys.ts';
 import type { CustomModel } from './registry/types.ts';
 import { readVaultMeta, Vault } from './secrets/vault.ts';

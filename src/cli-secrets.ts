@@ -11,7 +11,7 @@ import type { Store } from './store/types.ts';
 import { configureVendorNet } from './vendors/net.ts';
 import { getTemplate } from './vendors/templates.ts';
 import { getWire } from './vendors/wires/index.ts';
-import { validateKeyHandler } from '../worker/validate-key.ts';
+import { validateKeyHandler } from './jobs/validate-key.ts';
 import { createLogger } from './log.ts';
 import { probeWithCredentials } from './credentials/index.ts';
 import type { CommandContext, CommandSpec } from './cli.ts';

@@ -29,6 +29,7 @@ import { lazyVaultKeys, secretCommands } from './cli-secrets.ts';
 import { keyCommands, withKeyFields } from './cli-keys.ts';
 import { settingChanges, UPDATE_SETTING_OPTIONS, UPDATE_SETTING_USAGE } from './cli-update.ts';
 import type { Store } from './store/types.ts';
+import { UsageError } from './cli-usage-error.ts';
 
 export interface CliIO {
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
@@ -94,15 +95,8 @@ function startProgress(stderr: NodeJS.WritableStream, everyMs: number, label: ()
   return () => clearInterval(timer);
 }
 
-export class UsageError extends Error {
-  constructor(
-    message: string,
-    readonly usage?: string,
-  ) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+// Its own module: the command modules (cli-keys, cli-update…) throw it without importing cli.ts back.
+export { UsageError };
 
 const GLOBAL_OPTIONS: OptionsConfig = {
   workspace: { type: 'string', short: 'w' },

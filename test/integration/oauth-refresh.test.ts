@@ -21,7 +21,7 @@ import type { Store } from '../../src/store/types.ts';
 import { VendorError } from '../../src/vendors/errors.ts';
 import { configureVendorNet, getDefaultNetOptions, type NetOptions } from '../../src/vendors/net.ts';
 import { Submissions } from '../../src/secure-input/submissions.ts';
-import { validateKeyHandler, type ValidateDeps } from '../../worker/validate-key.ts';
+import { validateKeyHandler, type ValidateDeps } from '../../src/jobs/validate-key.ts';
 import { createWire } from '../../src/vendors/wires/index.ts';
 import { FAKE_CLIENT, startFakeOAuth, type FakeOAuth } from '../support/fake-oauth.ts';
 import { startFakeOpenAI, type FakeVendor } from '../support/fake-vendors.ts';
