@@ -9,13 +9,13 @@ import { Submissions } from './secure-input/submissions.ts';
 import { EnvInputRequests } from './secure-input/tokens.ts';
 import type { Store } from './store/types.ts';
 import { configureVendorNet } from './vendors/net.ts';
-import { getTemplate } from './vendors/templates.ts';
 import { getWire } from './vendors/wires/index.ts';
 import { validateKeyHandler } from './jobs/validate-key.ts';
 import { createLogger } from './log.ts';
 import { probeWithCredentials } from './credentials/index.ts';
 import type { CommandContext, CommandSpec } from './cli.ts';
 import { channelForWorkspace } from './jobs/keys.ts';
+import { vendorLabel } from './chat/waiting.ts';
 
 /**
  * CLI commands that touch the sealed side: one-time links, key tests, master-key rotation.
@@ -77,7 +77,7 @@ export const secretCommands: Record<string, CommandSpec> = {
         workspace: ctx.workspace,
         channel: { ...channelForWorkspace(ctx.workspace), lang },
         env_vars: [m.api_key_env, ...m.extra_env_vars],
-        reason: `${page.vendor_name} API key for ${m.name} (custom/${m.id})`,
+        reason: `${page.vendor_name} ${m.credential_kind === 'oauth_json' ? 'credentials file' : 'API key'} for ${m.name} (custom/${m.id})`,
         model_id: m.id,
         vendor: m.vendor,
         vendor_name: page.vendor_name,
@@ -100,7 +100,8 @@ export const secretCommands: Record<string, CommandSpec> = {
       const got = await ctx.registry().get(ctx.workspace, ctx.args[0]!);
       if (!got.ok) return got;
       const model = got.model;
-      ctx.progress(`checking ${getTemplate(model.vendor)?.name ?? (URL.canParse(model.base_url) ? new URL(model.base_url).host : model.vendor)} (custom/${model.id})`);
+      // As the chat names it: the host of the user's own endpoint, never "Any OpenAI-compatible endpoint".
+      ctx.progress(`checking ${vendorLabel(model)} (custom/${model.id})`);
       const store = ctx.store();
       const r = await ring(ctx);
       const vault = new Vault(store, r);

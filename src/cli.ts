@@ -23,10 +23,10 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { loadConfig, type Config } from './config.ts';
 import { ByokError } from './errors.ts';
-import { addArgsFromDraft, createRegistry, type AddArgs, type Registry, type TemplateSummary } from './registry/registry.ts';
-import { createStore } from './store/index.ts';
-import { lazyVaultKeys, secretCommands } from './cli-secrets.ts';
-import { keyCommands, withKeyFields } from './cli-keys.ts';
+// Only types at the top: the registry, the store and the command modules are imported when a
+// command runs, so `byok templates` does not load ioredis, libsodium, bullmq or pino.
+import type { AddArgs, KeySource, Registry, TemplateSummary } from './registry/registry.ts';
+import { DeferredStore } from './cli-deferred-store.ts';
 import { settingChanges, UPDATE_SETTING_OPTIONS, UPDATE_SETTING_USAGE } from './cli-update.ts';
 import type { Store } from './store/types.ts';
 import { UsageError } from './cli-usage-error.ts';
@@ -67,6 +67,8 @@ export interface CommandSpec {
   required?: string[];
   /** false: no "still waiting" lines (a command that streams its own output, or waits on the user). */
   progress?: false;
+  /** A placeholder: the real spec is in a module imported on use (see COMMAND_MODULES). */
+  load?: () => Promise<Record<string, CommandSpec>>;
   run(ctx: CommandContext): Promise<object | number>;
 }
 
@@ -250,7 +252,7 @@ export const commands: Record<string, CommandSpec> = {
         } catch {
           return { ok: false, code: 'invalid_input', error: 'the draft is not JSON: pipe the output of byok parse-example, or give a JSON file' };
         }
-        const res = addArgsFromDraft(json);
+        const res = (await import('./registry/registry.ts')).addArgsFromDraft(json);
         if (!res.ok) return res;
         base = res.args;
       } else {
@@ -276,19 +278,28 @@ export const commands: Record<string, CommandSpec> = {
     usage: 'list [--include-removed]',
     options: { 'include-removed': { type: 'boolean' } },
     // Each model also gets `key`: names, stored, masked ****last4, kind, health, validated/expires at.
-    run: async (ctx) => withKeyFields(ctx, await ctx.registry().list_models(ctx.workspace, { include_removed: ctx.values['include-removed'] === true })),
+    run: async (ctx) => (await import('./cli-keys.ts')).withKeyFields(ctx, await ctx.registry().list_models(ctx.workspace, { include_removed: ctx.values['include-removed'] === true })),
   },
   get: {
     summary: 'Show one model (id or custom/<id>)',
     usage: 'get <id>',
     positionals: { min: 1, max: 1 },
-    run: async (ctx) => withKeyFields(ctx, await ctx.registry().get(ctx.workspace, ctx.args[0]!)),
+    run: async (ctx) => (await import('./cli-keys.ts')).withKeyFields(ctx, await ctx.registry().get(ctx.workspace, ctx.args[0]!)),
   },
   remove: {
     summary: 'Deactivate a model (adding the same id/name again with the same vendor reactivates it)',
     usage: 'remove <id>',
     positionals: { min: 1, max: 1 },
-    run: async (ctx) => ctx.registry().remove(ctx.workspace, ctx.args[0]!),
+    run: async (ctx) => {
+      const res = await ctx.registry().remove(ctx.workspace, ctx.args[0]!);
+      // Its pending key forms go with it (see EnvInputRequests.voidForModel).
+      if (res.ok) {
+        const { EnvInputRequests } = await import('./secure-input/tokens.ts');
+        const config = ctx.config();
+        await new EnvInputRequests(ctx.store(), { ttlMs: config.tokenTtlMs, publicUrl: config.publicUrl }).voidForModel(ctx.workspace, res.model.id);
+      }
+      return res;
+    },
   },
   update: {
     summary: 'Change display name, upstream model, base URL, max tokens, capability flags, pricing or the reasoning parameter',
@@ -349,18 +360,41 @@ export const commands: Record<string, CommandSpec> = {
   },
 };
 
-Object.assign(commands, secretCommands, keyCommands);
+/**
+ * Commands kept in their own modules, imported when one of them runs (or help lists them).
+ * Until then `commands` holds a placeholder with `load`; resolveCommand swaps in the real specs.
+ */
+const COMMAND_MODULES: Array<{ names: string[]; load: () => Promise<Record<string, CommandSpec>> }> = [
+  { names: ['request-key', 'test', 'rotate-master-key'], load: async () => (await import('./cli-secrets.ts')).secretCommands },
+  { names: ['keys', 'delete-key', 'forget'], load: async () => (await import('./cli-keys.ts')).keyCommands },
+];
+for (const m of COMMAND_MODULES) {
+  for (const name of m.names) {
+    commands[name] = { summary: '', usage: name, load: m.load, run: async () => Promise.reject(new Error(`byok ${name} was not loaded`)) };
+  }
+}
+
+/** The command's real spec, importing its module first when it has one. */
+async function resolveCommand(name: string): Promise<CommandSpec | undefined> {
+  const spec = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (!spec?.load) return spec;
+  const loaded = await spec.load();
+  if (!Object.hasOwn(loaded, name)) throw new Error(`byok ${name} is not in its command module`);
+  Object.assign(commands, loaded);
+  return commands[name];
+}
 
 export function registerCommand(name: string, spec: CommandSpec): void {
   commands[name] = spec;
 }
 
-function help(command?: string): Record<string, unknown> {
+async function help(command?: string): Promise<Record<string, unknown>> {
   if (command !== undefined) {
-    const spec = commands[command];
+    const spec = await resolveCommand(command);
     if (!spec) throw new UsageError(`unknown command "${command.slice(0, 40)}"; run byok help`);
     return { ok: true, command, usage: `byok ${spec.usage} [--workspace W]`, summary: spec.summary };
   }
+  await Promise.all(COMMAND_MODULES.map((m) => resolveCommand(m.names[0]!)));
   return {
     ok: true,
     usage: 'byok <command> [args] [--workspace W]',
@@ -385,11 +419,11 @@ export async function main(argv: string[], io: CliIO = defaultIO(), deps: CliDep
     const [name, ...rest] = argv;
     if (name === undefined || name === '--help' || name === '-h') {
       if (name === undefined) throw new UsageError('no command given; run byok help');
-      writeJson(io.stdout, help());
+      writeJson(io.stdout, await help());
       return 0;
     }
-    spec = commands[name];
-    if (!spec || !Object.hasOwn(commands, name)) throw new UsageError(`unknown command "${name.slice(0, 40)}"; run byok help`);
+    spec = await resolveCommand(name);
+    if (!spec) throw new UsageError(`unknown command "${name.slice(0, 40)}"; run byok help`);
     let parsed: { values: Values; positionals: string[] };
     try {
       parsed = parseArgs({ args: rest, options: { ...GLOBAL_OPTIONS, ...spec.options }, allowPositionals: true, strict: true }) as typeof parsed;
@@ -398,7 +432,7 @@ export async function main(argv: string[], io: CliIO = defaultIO(), deps: CliDep
     }
     const { values, positionals } = parsed;
     if (values.help) {
-      writeJson(io.stdout, help(name));
+      writeJson(io.stdout, await help(name));
       return 0;
     }
     const arity = spec.positionals ?? { min: 0, max: 0 };
@@ -411,7 +445,15 @@ export async function main(argv: string[], io: CliIO = defaultIO(), deps: CliDep
     let registry: Registry | undefined;
     let label = `byok ${name}`;
     const getConfig = () => (config ??= loadConfig(io.env));
-    const getStore = () => (store ??= deps.makeStore ? deps.makeStore(getConfig()) : createStore(getConfig()));
+    const getStore = () => (store ??= deps.makeStore ? deps.makeStore(getConfig()) : new DeferredStore(getConfig()));
+    // Nearly every command asks for the registry, and ctx.registry() is synchronous.
+    const { createRegistry } = deps.makeRegistry ? { createRegistry: undefined } : await import('./registry/registry.ts');
+    let vaultKeys: Promise<KeySource> | undefined;
+    const openVaultKeys = () => (vaultKeys ??= import('./cli-secrets.ts').then((m) => m.lazyVaultKeys(getStore, getConfig)));
+    const keys: KeySource = {
+      has: async (ws, env) => (await openVaultKeys()).has(ws, env),
+      withKey: async (ws, env, fn) => (await openVaultKeys()).withKey(ws, env, fn),
+    };
     const ctx: CommandContext = {
       args: positionals,
       values,
@@ -420,7 +462,7 @@ export async function main(argv: string[], io: CliIO = defaultIO(), deps: CliDep
       config: getConfig,
       store: getStore,
       registry: () =>
-        (registry ??= deps.makeRegistry ? deps.makeRegistry(getStore(), getConfig(), io.env) : createRegistry({ store: getStore(), env: io.env, keys: lazyVaultKeys(getStore, getConfig) })),
+        (registry ??= deps.makeRegistry ? deps.makeRegistry(getStore(), getConfig(), io.env) : createRegistry!({ store: getStore(), env: io.env, keys })),
       progress: (l) => {
         label = l;
       },

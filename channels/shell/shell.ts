@@ -3,6 +3,7 @@ import type { ChannelAdapter, ChannelReadiness, EnvInputRequest, InboundMessage,
 import type { ChannelRef } from '../../src/queue/types.ts';
 import { t, type Lang } from '../../src/i18n/index.ts';
 import { formatTime } from '../../src/chat/time.ts';
+import { renderChoices } from '../wechat/ids.ts';
 
 export interface ShellOptions {
   input: NodeJS.ReadableStream;
@@ -132,7 +133,10 @@ export class ShellChannel implements ChannelAdapter {
 
   async send(_chat: ChannelRef, msg: OutgoingMessage): Promise<SentRef> {
     let text = msg.text;
-    // Command choices are already listed (numbered) in the text; only links need printing.
+    // No buttons here: command choices the text does not already list are listed with the
+    // command to type, as on WeChat ("which one?" with nothing to pick was a dead end).
+    const commands = (msg.choices ?? []).flat().filter((c) => !c.url && !c.webAppUrl && c.data && !text.includes(c.data));
+    if (commands.length) text = renderChoices(text, [commands]);
     const extra = (msg.choices ?? [])
       .flat()
       .filter((c) => c.url)

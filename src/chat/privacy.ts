@@ -10,7 +10,7 @@ import type { ChatState } from './state.ts';
  */
 export interface Destination {
   host: string;
-  /** Shown to the user: the template's name, else the host. */
+  /** Shown to the user: the template's name (a fixed-host template), else the host. */
   name: string;
 }
 
@@ -26,7 +26,9 @@ export function destinationOf(model: CustomModel | undefined): Destination | und
     host = model.base_url;
   }
   const tpl = model.vendor === 'platform' ? undefined : getTemplate(model.vendor);
-  return { host, name: tpl?.name ?? host };
+  // A template without a base URL (openai-compatible, Azure, HF endpoints) is the user's own
+  // endpoint: two of them are two places, named by their hosts.
+  return { host, name: tpl && tpl.base_url !== null ? tpl.name : host };
 }
 
 export type SwitchHistory = 'same' | 'fresh' | 'kept' | 'empty';

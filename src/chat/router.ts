@@ -28,6 +28,7 @@ import { clearDefaultIf, defaultModel, defaultSelector, describeDefault, isDefau
 import { handleIntent } from './intents.ts';
 import { groupCommand, groupKeyMissing, isGroupAdmin, offeredPlatform, platformCommand, type GroupDeps } from './commands/group.ts';
 import { destinationOf, splitKeep, switchHistory } from './privacy.ts';
+import { reasoningParamOf } from '../registry/reasoning-param.ts';
 import { formatTime, storedTimeZone, tzCommand, userTimeZone } from './time.ts';
 
 /** Longest inbound message we relay; longer ones are refused with a clear reply. */
@@ -39,6 +40,8 @@ export interface EnvInputRequester {
   bindMessage?(tokenId: string, messageId: string, launch?: 'web_app' | 'link'): Promise<void>;
   /** Voids a pending form by its token hash (forget me): its link answers 410. */
   void?(tokenHash: string): Promise<boolean>;
+  /** Voids the pending forms of a removed model (else "already waiting" points the next model to it). */
+  voidForModel?(workspace: string, modelId: string): Promise<number>;
 }
 
 export interface ChatVault extends RelayKeys {
@@ -336,7 +339,9 @@ export class ChatRouter {
       return switchHistory(s, from, to, keep);
     });
     await ctx.reply(ctx.tr(inGroup ? 'model.group_switched' : 'model.switched', { model: chosen.model.name }));
-    if (history === 'fresh') await ctx.reply(ctx.tr('model.fresh_history', { old: from?.name ?? before.selector ?? '', new: to.name, selector: chosen.selector }));
+    // Two hosts of one vendor (two Bedrock regions, Qwen's mainland host): the hosts tell them apart.
+    const sameName = from !== undefined && from.name === to.name;
+    if (history === 'fresh') await ctx.reply(ctx.tr('model.fresh_history', { old: sameName ? from.host : (from?.name ?? before.selector ?? ''), new: sameName ? to.host : to.name, selector: chosen.selector }));
     if (history === 'kept') await ctx.reply(ctx.tr('model.kept_history', { new: to.name }));
     // A custom model whose key is missing gets the secure form right away (private chats only).
     if (chosen.selector.startsWith(MODEL_SELECTOR_PREFIX) && msg.isPrivate && (await this.needsKey(msg.workspace, chosen.model))) {
@@ -426,7 +431,7 @@ export class ChatRouter {
               vendor: m.vendor,
               upstream: m.upstream_model,
               status: ctx.tr(`model.status_${m.status}` as MessageKey),
-              masked: keys.get(m.api_key_env) ?? ctx.tr('byok.key_missing'),
+              masked: keys.get(m.api_key_env) ?? ctx.tr(m.key_optional ? 'byok.key_not_needed' : 'byok.key_missing'),
             }),
           ),
         );
@@ -467,7 +472,10 @@ export class ChatRouter {
           if (s.model === MODEL_SELECTOR_PREFIX + res.model.id) delete s.model;
         });
         await clearDefaultIf(this, ws, MODEL_SELECTOR_PREFIX + res.model.id);
-        return ctx.reply(ctx.tr('byok.removed', { id: res.model.id }));
+        await this.deps.requests.voidForModel?.(ws, res.model.id);
+        // "Its key stays sealed" only when there is one.
+        const keyed = await this.deps.vault.has(ws, res.model.api_key_env);
+        return ctx.reply(ctx.tr(keyed ? 'byok.removed' : 'byok.removed_no_key', { id: res.model.id }));
       }
       case 'models':
         return vendorModelsCommand(ctx, { registry: reg }, args);
@@ -673,7 +681,8 @@ export class ChatRouter {
       st.pending = { kind: 'confirm_example', draft, at: new Date().toISOString() };
     });
     const extra = [
-      draft.thinking ? `\n${ctx.tr('byok.draft_thinking')}: ${draft.thinking.style}${draft.thinking.param ? ` (${draft.thinking.param})` : ''}` : '',
+      // The parameter as the request sends it ("thinking (adaptive)"), not the rule's internal style name.
+      draft.thinking ? `\n${ctx.tr('byok.draft_thinking')}: ${reasoningParamOf(draft.thinking)}` : '',
       Object.keys(draft.request_fields).length ? `\n${ctx.tr('byok.draft_fields')}: ${Object.keys(draft.request_fields).join(', ')}` : '',
       Object.keys(draft.headers).length ? `\n${ctx.tr('byok.draft_headers')}: ${Object.keys(draft.headers).join(', ')}` : '',
       ...(ctx.lang === 'zh' ? [] : warnings.map((w) => `\n⚠️ ${w}`)),

@@ -101,7 +101,9 @@ export function vendorLabel(model: { vendor: string; name: string; base_url?: st
   if (model.vendor === 'platform') return model.name;
   const tpl = getTemplate(model.vendor);
   // "Qwen (Alibaba Cloud Model Studio / DashScope)" → "Qwen": a waiting line stays short.
-  if (tpl) return tpl.name.replace(/\s*\(.*\)\s*$/, '') || tpl.name;
+  // A template without a base URL (openai-compatible, Azure, HF endpoints) is the user's own
+  // endpoint: its host says who is slow, not "Any OpenAI-compatible endpoint".
+  if (tpl && tpl.base_url !== null) return tpl.name.replace(/\s*\(.*\)\s*$/, '') || tpl.name;
   try {
     return model.base_url ? new URL(model.base_url).host : model.name;
   } catch {

@@ -4,7 +4,8 @@ import type { Registry } from '../registry/registry.ts';
 import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../registry/types.ts';
 import { ENV_VAR_RE, isExpired, readVaultMeta, type KeyHealthStatus, type KeyMeta, type Vault } from '../secrets/vault.ts';
 import type { Store } from '../store/types.ts';
-import { findTemplate, getTemplate } from '../vendors/templates.ts';
+import { findTemplate, getTemplate, loadTemplates } from '../vendors/templates.ts';
+import type { Template } from '../vendors/template-schema.ts';
 
 /**
  * A workspace's stored credentials as the user thinks of them: one entry per key, whatever
@@ -55,6 +56,22 @@ function hostOf(url: string | undefined): string | undefined {
   }
 }
 
+/**
+ * The template declaring a key name, and the names of that credential: `AWS_ACCESS_KEY_ID` →
+ * bedrock's pair; a host-bound name (`…__HOST`) pairs with the same suffix.
+ */
+function declaredBy(envVar: string): { tpl: Template; env_vars: string[] } | undefined {
+  const cut = envVar.indexOf('__');
+  const base = cut < 0 ? envVar : envVar.slice(0, cut);
+  const suffix = cut < 0 ? '' : envVar.slice(cut);
+  for (const tpl of loadTemplates()) {
+    const names = [tpl.env_var, ...tpl.extra_env_vars];
+    if (names.includes(base)) return { tpl, env_vars: names.map((n) => n + suffix) };
+    if (tpl.credential.alternative?.env_var === base) return { tpl, env_vars: [envVar] };
+  }
+  return undefined;
+}
+
 /** Every stored key of the workspace (sorted by vendor, then key name). */
 export async function keyGroups(deps: KeyDeps, ws: string): Promise<KeyGroup[]> {
   const [metaEntries, listed, res] = await Promise.all([
@@ -75,7 +92,7 @@ export async function keyGroups(deps: KeyDeps, ws: string): Promise<KeyGroup[]> 
   }
   const covered = new Set<string>();
   const out: KeyGroup[] = [];
-  const make = (env_vars: string[], all: CustomModel[]): KeyGroup | undefined => {
+  const make = (env_vars: string[], all: CustomModel[], declared?: Template): KeyGroup | undefined => {
     const have = env_vars.filter((v) => stored.has(v));
     if (!have.length) return undefined;
     for (const v of env_vars) covered.add(v);
@@ -85,14 +102,14 @@ export async function keyGroups(deps: KeyDeps, ws: string): Promise<KeyGroup[]> 
     const expires_at = expiries.sort((a, b) => Date.parse(a) - Date.parse(b))[0];
     const live = all.filter((m) => m.status !== 'removed');
     const first = live[0] ?? all[0];
-    const tpl = first && first.vendor !== 'custom' ? getTemplate(first.vendor) : undefined;
+    const tpl = first && first.vendor !== 'custom' ? getTemplate(first.vendor) : declared;
     const host = hostOf(first?.base_url);
     return {
       env_var: env_vars[0]!,
       env_vars,
       stored: have,
       kind: meta.kind ?? first?.credential_kind ?? 'api_key',
-      vendor: first?.vendor ?? '',
+      vendor: first?.vendor ?? declared?.id ?? '',
       // A vendor's key for another host (DASHSCOPE_API_KEY__DASHSCOPE_ALIYUNCS_COM) names that host.
       vendor_name: tpl ? (host && env_vars[0]!.includes('__') ? `${tpl.name} (${host})` : tpl.name) : (host ?? env_vars[0]!),
       ...(host && { host }),
@@ -110,8 +127,15 @@ export async function keyGroups(deps: KeyDeps, ws: string): Promise<KeyGroup[]> 
     const grp = make([primary, ...[...g.env_vars].filter((v) => v !== primary)], g.all);
     if (grp) out.push(grp);
   }
-  // Keys no model references (its models were deleted, or stored by an older version).
-  for (const e of metaEntries) if (!covered.has(e.env_var)) out.push(make([e.env_var], [])!);
+  // Keys no model references (its models were deleted, moved to another host or switched to
+  // the other credential, or stored by an older version): grouped and named by the template
+  // that declares them, so an AWS pair stays one key under its vendor and is deleted whole.
+  for (const e of metaEntries) {
+    if (covered.has(e.env_var)) continue;
+    const decl = declaredBy(e.env_var);
+    const names = decl ? decl.env_vars.filter((v) => v === e.env_var || (stored.has(v) && !covered.has(v))) : [e.env_var];
+    out.push(make(names, [], decl?.tpl)!);
+  }
   return out.sort((a, b) => a.vendor_name.localeCompare(b.vendor_name) || a.env_var.localeCompare(b.env_var));
 }
 

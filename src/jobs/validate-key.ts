@@ -1,19 +1,19 @@
-import type { Logger } from '../src/log.ts';
-import { JOB_NOTIFY, UnrecoverableError, type JobContext, type JobRunner, type NotifyPayload, type ValidateKeyPayload } from '../src/queue/types.ts';
-import type { Registry } from '../src/registry/registry.ts';
-import { maskKey } from '../src/secrets/mask.ts';
-import type { Vault } from '../src/secrets/vault.ts';
-import type { Submissions } from '../src/secure-input/submissions.ts';
-import type { EnvInputRequests } from '../src/secure-input/tokens.ts';
-import { WHAT_TO_DO } from '../src/vendors/classify.ts';
-import type { ProbeResult, Secrets, VendorOutcome } from '../src/vendors/types.ts';
-import { getWire } from '../src/vendors/wires/index.ts';
-import { isByokError } from '../src/errors.ts';
-import { t as tr } from '../src/i18n/index.ts';
-import { scrubProbe } from '../src/secrets/scrub.ts';
-import { isCredentialFileError, parseCredentialFile, probeTokenSet, serializeTokenSet, type TokenSet } from '../src/credentials/index.ts';
-import type { KeyMeta } from '../src/secrets/vault.ts';
-import { submittedCredential } from '../src/secure-input/credential-form.ts';
+import type { Logger } from '../log.ts';
+import { JOB_NOTIFY, UnrecoverableError, type JobContext, type JobRunner, type NotifyPayload, type ValidateKeyPayload } from '../queue/types.ts';
+import type { Registry } from '../registry/registry.ts';
+import { maskKey } from '../secrets/mask.ts';
+import type { Vault } from '../secrets/vault.ts';
+import type { Submissions } from '../secure-input/submissions.ts';
+import type { EnvInputRequests } from '../secure-input/tokens.ts';
+import { WHAT_TO_DO } from '../vendors/classify.ts';
+import type { ProbeResult, Secrets, VendorOutcome } from '../vendors/types.ts';
+import { getWire } from '../vendors/wires/index.ts';
+import { isByokError } from '../errors.ts';
+import { t as tr } from '../i18n/index.ts';
+import { scrubProbe } from '../secrets/scrub.ts';
+import { isCredentialFileError, parseCredentialFile, probeTokenSet, serializeTokenSet, type TokenSet } from '../credentials/index.ts';
+import type { KeyMeta } from '../secrets/vault.ts';
+import { submittedCredential } from '../secure-input/credential-form.ts';
 
 export interface BoxOpener {
   open(keyId: string, sealed: Uint8Array): Promise<Uint8Array>;
@@ -99,7 +99,8 @@ export function validateKeyHandler(deps: ValidateDeps) {
     ]);
     if (!sub) return 'already-finished';
     const got = gotEarly && job.model_id === sub.model_id ? gotEarly : await deps.registry.get(workspace, sub.model_id);
-    if (!got.ok) {
+    // A removed model is gone for the user too ("/byok test <id>" would answer "unknown model").
+    if (!got.ok || got.model.status === 'removed') {
       await deps.submissions.remove(workspace, submission_id);
       await deps.requests.setStatus(sub.token_hash, { code: 'not_found', message: 'The model was removed before the key was checked.', what_to_do: 'none' });
       throw new UnrecoverableError('model not found');
@@ -132,7 +133,10 @@ export function validateKeyHandler(deps: ValidateDeps) {
       const kept = await keepsPreviousKey(deps, workspace, model.id);
       if (kept) await deps.registry.record_key_attempt(workspace, model.id, { outcome: 'form_error' });
       else if (model.status === 'validating') await deps.registry.set_status(workspace, model.id, 'pending_key');
-      await finish('form_error', e.code === 'stale_key_id' ? 'the form was out of date' : 'the sealed key could not be opened', undefined, { kept });
+      await finish('form_error', e.code === 'stale_key_id' ? 'the form was out of date' : 'the sealed key could not be opened', undefined, {
+        kept,
+        detail: { key: e.code === 'stale_key_id' ? 'err.form_error.stale' : 'err.form_error.unreadable' },
+      });
       throw new UnrecoverableError('sealed box did not open');
     }
 
@@ -150,7 +154,7 @@ export function validateKeyHandler(deps: ValidateDeps) {
         const kept = await keepsPreviousKey(deps, workspace, model.id);
         if (kept) await deps.registry.record_key_attempt(workspace, model.id, { outcome: 'form_error' });
         else if (model.status === 'validating') await deps.registry.set_status(workspace, model.id, 'pending_key');
-        await finish('form_error', tr(sub.lang ?? 'en', e.key, e.params), undefined, { kept });
+        await finish('form_error', tr(sub.lang ?? 'en', e.key, e.params), undefined, { kept, detail: { key: e.key, params: e.params } });
         throw new UnrecoverableError(`credential file refused: ${e.message}`);
       }
     }
@@ -235,7 +239,7 @@ export function validateKeyHandler(deps: ValidateDeps) {
      * while the first notification is queued. Validate jobs for one submission share one job
      * id, so two never run at once.
      */
-    async function finish(outcome: string, message?: string, masked?: string, opts: { kept?: boolean; retry?: boolean } = {}): Promise<void> {
+    async function finish(outcome: string, message?: string, masked?: string, opts: { kept?: boolean; retry?: boolean; detail?: { key: string; params?: Record<string, string> } } = {}): Promise<void> {
       if (!(await current())) return;
       const lang = sub!.lang ?? 'en';
       const said = message ?? outcome;
@@ -255,6 +259,8 @@ export function validateKeyHandler(deps: ValidateDeps) {
               what_to_do: outcome === 'form_error' ? 'open_new_form' : (WHAT_TO_DO[outcome as VendorOutcome] ?? 'none'),
               ...(opts.kept ? { kept_previous: true } : {}),
               ...(opts.retry ? { retry: true } : {}),
+              ...(opts.detail ? { detail: opts.detail } : {}),
+              model_id: model.id,
             },
       );
       // After the status: whoever is notified can read the result on the page at once.

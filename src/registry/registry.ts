@@ -835,11 +835,17 @@ export function createRegistry(deps: RegistryDeps): Registry {
 
   function needEnv(model: CustomModel, opts: RegisterOptions): NeedEnvInput {
     const env_vars = [model.api_key_env, ...model.extra_env_vars];
-    const where = opts.homepage ? ` Create one at ${opts.homepage}.` : '';
-    const what = env_vars.length > 1 ? `${opts.vendorLabel} credentials (${env_vars.join(', ')})` : `${opts.vendorLabel} API key (${model.api_key_env})`;
+    // An OAuth file is not created at a key page: its CLI writes it at login.
+    const file = model.credential_kind === 'oauth_json';
+    const where = opts.homepage && !file ? ` Create one at ${opts.homepage}.` : '';
+    const what = file
+      ? `${opts.vendorLabel} OAuth credentials file (${model.api_key_env}, the file its CLI writes when you log in)`
+      : env_vars.length > 1
+        ? `${opts.vendorLabel} credentials (${env_vars.join(', ')})`
+        : `${opts.vendorLabel} API key (${model.api_key_env})`;
     return {
       env_vars,
-      reason: `Enter your ${what} for ${selectorOf(model)} (${model.upstream_model}) through the secure form.${where} One key serves every ${opts.vendorLabel} model in this workspace.`,
+      reason: `Enter your ${what} for ${selectorOf(model)} (${model.upstream_model}) through the secure form.${where} One ${file ? 'login' : 'key'} serves every ${opts.vendorLabel} model in this workspace.`,
     };
   }
 
@@ -996,7 +1002,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
     if (!(await keyStored(ws, envVars))) {
       if (t.auth.optional) return call();
       return {
-        note: `no ${t.name} key stored in this workspace yet (${t.env_var}); register a model with add_template("${t.id}") and enter the key through the secure form to see the live list`,
+        note: `no ${t.name} key stored in this workspace yet (${t.env_var}); add a ${t.name} model and enter its key through the secure form to see the live list`,
       };
     }
     const r = await keys.withKey(ws, envVar, (key) => call(key));

@@ -16,6 +16,7 @@ import type { DeadReason, EnvInputRecord } from './tokens.ts';
 const EXTRA: Record<Lang, Record<string, string>> = {
   en: {
     heading: 'Add your {vendor} key',
+    heading_file: 'Add your {vendor} credentials file',
     key_label: 'Key for {env}',
     lead: 'For the chat bot, model {model}.',
     used: 'This link was already used. The result is sent to your chat.',
@@ -63,6 +64,7 @@ const EXTRA: Record<Lang, Record<string, string>> = {
   },
   zh: {
     heading: '添加你的 {vendor} 密钥',
+    heading_file: '添加你的 {vendor} 凭据文件',
     key_label: '{env} 的值',
     lead: '用于聊天机器人中的模型 {model}。',
     used: '此链接已被使用，结果会发送到你的聊天中。',
@@ -277,9 +279,10 @@ export function renderFormPage({ record, form, lang, publicKeyB64, keyId }: Form
   const home = safeHttpUrl(record.homepage);
   const spec: CredentialForm = form ?? { options: [{ kind: 'api_key', env_vars: record.env_vars }], project_id: false };
   const fields = `${credentialFields(lang, spec)}\n${extraFields(lang, spec)}`;
+  const isFile = spec.options[0]?.kind === 'oauth_json';
   const body = `<header>
 <div class="lock" aria-hidden="true">${ICON_LOCK}</div>
-<h1>${escapeHtml(x(lang, 'heading', { vendor: record.vendor_name }))}</h1>
+<h1>${escapeHtml(x(lang, isFile ? 'heading_file' : 'heading', { vendor: record.vendor_name }))}</h1>
 <p class="lead">${escapeHtml(x(lang, 'lead', { model: record.model_name }))}</p>
 </header>
 <dl class="facts">
@@ -288,7 +291,8 @@ export function renderFormPage({ record, form, lang, publicKeyB64, keyId }: Form
 ${record.reason ? `<dt>${escapeHtml(t(lang, 'form.reason'))}</dt><dd>${escapeHtml(record.reason)}</dd>` : ''}
 </dl>
 ${
-  home
+  // A credentials file comes from the CLI's login (the hint under the box says where), not a key page.
+  home && !isFile
     ? `<p class="home"><a href="${escapeHtml(home)}" target="_blank" rel="noopener noreferrer">${escapeHtml(t(lang, 'form.get_key', { vendor: record.vendor_name }))} ↗</a><br><span class="muted">${escapeHtml(x(lang, 'homepage_note'))}</span></p>`
     : ''
 }
@@ -309,7 +313,7 @@ ${fields}
     ` data-expires-at="${escapeHtml(record.expires_at)}"` +
     ` data-lang="${lang}"` +
     ` data-messages="${escapeHtml(JSON.stringify(clientMessages(lang)))}"`;
-  return shell(lang, `${t(lang, 'form.title')} · ${record.vendor_name}`, body, attrs);
+  return shell(lang, `${t(lang, isFile ? 'form.title_file' : 'form.title')} · ${record.vendor_name}`, body, attrs);
 }
 
 /**
@@ -317,12 +321,21 @@ ${fields}
  * worker's English): `text` replaces the English message on a non-English page (English
  * pages keep the vendor's own words), `todo_text` is the what-to-do hint, never a raw code.
  */
-export function statusTexts(lang: Lang, status: { status: string; code?: string; what_to_do?: string; kept_previous?: boolean }): { text?: string; todo_text?: string } {
+export function statusTexts(
+  lang: Lang,
+  status: { status: string; code?: string; what_to_do?: string; kept_previous?: boolean; detail?: { key: string; params?: Record<string, string> }; model_id?: string },
+): { text?: string; todo_text?: string } {
   if (status.status !== 'error') return {};
   const out: { text?: string; todo_text?: string } = {};
   const cat = catalogue(lang) as Record<string, string>;
   const code = status.code ?? '';
-  if (lang !== 'en') {
+  const detail = status.detail && Object.hasOwn(cat, status.detail.key) ? t(lang, status.detail.key as MessageKey, status.detail.params) : undefined;
+  if (code === 'form_error' && detail) {
+    // What was wrong with the form (a Gemini file pasted for Qwen, a missing field), in the
+    // page's language: the worker's message is in the requester's, maybe not the page's.
+    const base = `${t(lang, 'err.form_error')} ${detail}`;
+    out.text = status.kept_previous ? `${base} ${t(lang, 'err.kept_previous')}` : base;
+  } else if (lang !== 'en') {
     const key = `err.${code}`;
     const base = Object.hasOwn(cat, key) ? t(lang, key as MessageKey) : t(lang, 'form.error');
     out.text = status.kept_previous ? `${base} ${t(lang, 'err.kept_previous')}` : base;
@@ -330,7 +343,8 @@ export function statusTexts(lang: Lang, status: { status: string; code?: string;
   const todo = status.what_to_do;
   if (todo && todo !== 'none') {
     const key = `todo.${todo}`;
-    if (Object.hasOwn(cat, key)) out.todo_text = t(lang, key as MessageKey);
+    if (todo === 'open_new_form' && status.model_id) out.todo_text = t(lang, 'todo.open_new_form_id', { id: status.model_id });
+    else if (Object.hasOwn(cat, key)) out.todo_text = t(lang, key as MessageKey);
     // Free text from an older worker: shown as it is on an English page only.
     else if (lang === 'en' && !/^[a-z_]+$/.test(todo)) out.todo_text = todo;
   }

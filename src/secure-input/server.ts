@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { isIPv4, isIPv6 } from 'node:net';
@@ -181,7 +182,22 @@ interface Asset {
   type: string;
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
+/**
+ * The browser script `public/form.js`: next to this file in the sources; from the build
+ * (dist/src/secure-input/) it is read from the package's own src/secure-input/public/, so the
+ * build does not copy it.
+ */
+function formScriptPath(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const beside = path.join(here, 'public', 'form.js');
+  if (existsSync(beside)) return beside;
+  for (let dir = path.dirname(here); path.dirname(dir) !== dir; dir = path.dirname(dir)) {
+    const inSources = path.join(dir, 'src', 'secure-input', 'public', 'form.js');
+    if (existsSync(inSources)) return inSources;
+  }
+  return beside; // unreadable: loadAssets fails and the asset route answers an error
+}
+
 let assetsPromise: Promise<Record<string, Asset>> | undefined;
 
 /**
@@ -198,7 +214,7 @@ function loadAssets(): Promise<Record<string, Asset>> {
     const [wrappers, core, form] = await Promise.all([
       readFile(wrappersMain),
       readFile(coreMain),
-      readFile(path.join(here, 'public', 'form.js')),
+      readFile(formScriptPath()),
     ]);
     return {
       'sodium.js': { body: wrappers, type: js },

@@ -79,6 +79,10 @@ export interface EnvInputError {
   kept_previous?: boolean;
   /** The vendor refused the key: the page may offer the form again (retryFor). */
   retry?: boolean;
+  /** What exactly was wrong, as a message key, so the page says it in its own language. */
+  detail?: { key: string; params?: Record<string, string> };
+  /** The model the form was for: the page's "ask for a new form" names its /byok key command. */
+  model_id?: string;
 }
 
 /** What `setStatus` accepts. */
@@ -337,6 +341,22 @@ export class EnvInputRequests {
     return true;
   }
 
+  /**
+   * Voids every live form issued for one model (it was removed). Else the form stays listed as
+   * "already waiting" for the next model with the same key name, and a key entered there is
+   * checked against the removed model's host and reported for a model that is gone.
+   */
+  async voidForModel(workspace: string, modelId: string): Promise<number> {
+    return this.store.updateDoc<PendingDoc, number>(workspace, PENDING_DOC, async (cur) => {
+      const doc: PendingDoc = { ...(cur ?? {}) };
+      const hashes = new Set(Object.values(doc).filter((e) => e.model_id === modelId).map((e) => e.hash));
+      let voided = 0;
+      for (const h of hashes) if (await this.void(h)) voided++;
+      for (const [env, e] of Object.entries(doc)) if (hashes.has(e.hash)) delete doc[env];
+      return { value: nonEmpty(doc), result: voided };
+    });
+  }
+
   /** The worker (through the lead's wiring) reports progress and the result for the page. */
   async setStatus(tokenHash: string, status: EnvInputStatusInput): Promise<void> {
     if (!HASH_RE.test(tokenHash)) throw new ByokError('invalid_input', 'invalid token hash');
@@ -353,6 +373,8 @@ export class EnvInputRequests {
       value = { status: 'error', code: e.code, message: e.message, what_to_do: e.what_to_do, updated_at };
       if (e.kept_previous) value.kept_previous = true;
       if (e.retry) value.retry = true;
+      if (e.detail) value.detail = e.detail;
+      if (e.model_id) value.model_id = e.model_id;
     }
     await this.store.putEphemeral(`envreq-status:${tokenHash}`, JSON.stringify(value), STATUS_TTL_MS);
   }

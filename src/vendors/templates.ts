@@ -2,8 +2,8 @@
  * Curated vendor templates: load `templates/*.yaml`, validate them against the zod schema,
  * and look them up by id, alias, a phrase that mentions a vendor, or a typo.
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
@@ -24,8 +24,20 @@ export class TemplateError extends Error {
   }
 }
 
-/** The repository's `templates/` folder, resolved relative to this source file. */
-export const DEFAULT_TEMPLATES_DIR = fileURLToPath(new URL('../../templates/', import.meta.url));
+/**
+ * The package's `templates/` folder: the nearest folder above this file holding `templates/`
+ * and `package.json`, so it is found from the sources (src/vendors/) and from the build
+ * (dist/src/vendors/) alike; the build does not copy the YAML files.
+ */
+export const DEFAULT_TEMPLATES_DIR = ((): string => {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  for (let dir = here; ; ) {
+    if (existsSync(join(dir, 'templates')) && existsSync(join(dir, 'package.json'))) return join(dir, 'templates/');
+    const up = dirname(dir);
+    if (up === dir) return fileURLToPath(new URL('../../templates/', import.meta.url)); // reported as unreadable when used
+    dir = up;
+  }
+})();
 
 const cache = new Map<string, Template[]>();
 

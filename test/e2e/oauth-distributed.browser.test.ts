@@ -186,7 +186,10 @@ describe.each(cases)('OAuth credential file end to end: $provider', (c) => {
     try {
       await page.goto(url);
       await page.waitForSelector('body[data-ready="1"]', { timeout: 20_000 });
-      // A text box for the file, not a password field.
+      // A text box for the file, not a password field; it asks for a file, not "create a key at".
+      expect(await page.textContent('h1')).toMatch(/credentials file/);
+      expect(await page.title()).toMatch(/^Paste your credentials file/);
+      expect(await page.locator('p.home').count()).toBe(0);
       expect(await page.locator('textarea').count()).toBe(1);
       expect(await page.locator('input[type=password]').count()).toBe(0);
       expect(await page.locator('#project').count()).toBe(c.provider === 'gemini-cli' ? 1 : 0);

@@ -134,6 +134,19 @@ describe('shell channel: the whole flow on one machine', () => {
     expect(fake.requests.length).toBe(before);
   });
 
+  it('"which one?" lists what to type: the shell has no buttons (it asked with nothing to pick)', async () => {
+    await say('/byok add qwen qwen-plus Plus');
+    await say('/byok add qwen qwen-flash Flash');
+    const res = await app.registry.list_models('local');
+    const qwen = res.ok ? res.models.filter((m) => m.vendor === 'qwen') : [];
+    expect(qwen).toHaveLength(2);
+    const from = out.length;
+    await say('use qwen');
+    const reply = out.slice(from);
+    expect(reply).toMatch(/several .* models: which one\?/);
+    for (const m of qwen) expect(reply).toContain(`/model custom/${m.id}`);
+  });
+
   it('leaves no plaintext key in the data dir or the logs', async () => {
     const files: string[] = [];
     const walk = (d: string) => {

@@ -55,6 +55,19 @@ describe('byok: progress on stderr while a command waits', () => {
     }
   });
 
+  it('names the user\'s own endpoint by its host, not "Any OpenAI-compatible endpoint"', async () => {
+    const add = await app.registry.add_template('local', 'openai-compatible', { base_url: fake.baseUrl, upstream_model: 'gpt-test', name: 'Own' });
+    if (!add.ok) throw new Error(JSON.stringify(add));
+    fake.setLatency(900);
+    try {
+      const r = await byok(['test', add.model.id], 300);
+      expect(r.stderr).toContain(`checking ${new URL(fake.baseUrl).host} (custom/${add.model.id})… still waiting`);
+      expect(r.stderr).not.toContain('Any OpenAI-compatible');
+    } finally {
+      fake.setLatency(0);
+    }
+  });
+
   it('a fast command prints nothing on stderr', async () => {
     const r = await byok(['get', id], 400);
     expect(r.code).toBe(0);

@@ -9,6 +9,7 @@ import type { App } from '../../src/app.ts';
 import { main } from '../../src/cli.ts';
 import type { CustomModel } from '../../src/registry/types.ts';
 import { offeredTemplates } from '../../src/vendors/templates.ts';
+import { t } from '../../src/i18n/index.ts';
 import { testApp } from '../support/app.ts';
 import { startFakeOpenAI, type FakeVendor } from '../support/fake-vendors.ts';
 import { RecordingChannel } from '../support/recording-channel.ts';
@@ -144,6 +145,40 @@ describe('conversations: /byok add ends in a working model or a clear next step'
     expect(a!.query['api-version']).toBe('2025-04-01-preview');
   });
 
+  it('the endpoint pasted again as the deployment is asked again, not registered as a model named after a URL', async () => {
+    await say('/byok add azure-openai');
+    await say('https://x.openai.azure.com');
+    expect(chan.last()).toMatch(/deployment/);
+    await say('https://x.openai.azure.com');
+    expect(chan.last()).toContain(t('en', 'add.url_not_name'));
+    expect(chan.last()).toMatch(/deployment/);
+    await say('my-deploy');
+    await say('ok');
+    const [m] = await models();
+    expect(m).toMatchObject({ upstream_model: 'my-deploy', base_url: 'https://x.openai.azure.com' });
+  });
+
+  it('the example draft names the thinking parameter as sent (adaptive stays adaptive), not an internal style code', async () => {
+    await say('/byok example');
+    await say(
+      `curl https://api.anthropic.com/v1/messages -H "x-api-key: $ANTHROPIC_API_KEY" -H "anthropic-version: 2023-06-01" ` +
+        `-d '{"model": "claude-sonnet-4-6", "max_tokens": 2048, "thinking": {"type": "adaptive"}, "messages": [{"role": "user", "content": "Hello"}]}'`,
+    );
+    expect(chan.last()).toMatch(/^thinking: thinking \(adaptive\)$/m);
+    expect(chan.last()).not.toContain('anthropic_budget');
+    await say('/byok cancel');
+  });
+
+  it('an OAuth-file template asks for the CLI\'s credentials file, not an "API key" to "create" at a page (CLI)', async () => {
+    const stdout = new PassThrough();
+    let out = '';
+    stdout.on('data', (d) => (out += d));
+    await main(['add-template', 'qwen-code', '--workspace', ws()], { stdin: Readable.from(['']), stdout, stderr: new PassThrough(), env: { BYOK_DATA_DIR: dataDir } });
+    const reason: string = JSON.parse(out).need_env_input.reason;
+    expect(reason).toContain('OAuth credentials file');
+    expect(reason).not.toMatch(/API key|Create one at/);
+  });
+
   it('a bad answer is asked again; a chat message leaves the question (zh)', async () => {
     await say('/byok add openai-compatible', 'zh');
     expect(chan.last()).toMatch(/接口地址/);
@@ -216,5 +251,63 @@ describe('conversations: /byok add ends in a working model or a clear next step'
     const text = since(n);
     expect(text).not.toMatch(/I sent you the secure form/);
     expect(text).toMatch(/no key yet/);
+  });
+
+  it('switching between two hosts of one vendor names the hosts ("stay with DeepSeek and are not sent to DeepSeek" said nothing)', async () => {
+    const hostA = new URL(fake.baseUrl).host;
+    const other = fake.baseUrl.replace('127.0.0.1', 'localhost');
+    const a = await app.registry.add_template(ws(), 'deepseek', { base_url: fake.baseUrl, name: 'On A' });
+    const b = await app.registry.add_template(ws(), 'deepseek', { base_url: other, name: 'On B' });
+    if (!a.ok || !b.ok) throw new Error('add failed');
+    for (const m of [a.model, b.model]) {
+      await app.vault.put(ws(), m.api_key_env, key());
+      await app.registry.set_key_status(ws(), m.api_key_env, 'active');
+    }
+    await say(`/model custom/${a.model.id}`);
+    await say('hello');
+    await say(`/model custom/${b.model.id}`);
+    expect(chan.last()).toBe(t('en', 'model.fresh_history', { old: hostA, new: new URL(other).host, selector: `custom/${b.model.id}` }));
+  });
+
+  it('the same add again ("/byok add deepseek" twice, "register DeepSeek") points to the model you have, not "give this one another name"', async () => {
+    await say('/byok add deepseek');
+    const [first] = await models();
+    for (const again of ['/byok add deepseek', 'register DeepSeek']) {
+      const n = chan.sent.length;
+      await say(again);
+      const text = since(n);
+      expect(text).not.toMatch(/another name/);
+      expect(text).toContain(t('en', 'add.already_have', { name: first!.name, id: first!.id, vendor: 'deepseek' }));
+      // It still has no key: the form (already waiting) is the next step.
+      expect(text).toContain(`/byok key ${first!.id}`);
+    }
+    expect(await models()).toHaveLength(1);
+    // Once it has a key and works: no form, just the way to it.
+    await app.vault.put(ws(), first!.api_key_env, key());
+    await app.registry.set_key_status(ws(), first!.api_key_env, 'active');
+    const forms = chan.forms.length;
+    await say('/byok add deepseek', 'zh');
+    expect(chan.last()).toBe(t('zh', 'add.already_have', { name: first!.name, id: first!.id, vendor: 'deepseek' }));
+    expect(chan.forms.length).toBe(forms);
+  });
+
+  it('a removed model takes its pending form along: the next model with that key name gets a fresh form, not "already waiting" for the removed one', async () => {
+    await say('/byok add deepseek deepseek-v4-flash Old');
+    const old = (await models()).find((m) => m.name === 'Old')!;
+    const oldForm = chan.forms.at(-1)!;
+    expect(oldForm.model_id).toBe(old.id);
+    await say(`/byok remove ${old.id}`);
+    // It had no key: no "its key stays sealed for your other models".
+    expect(chan.last()).toBe(t('en', 'byok.removed_no_key', { id: old.id }));
+    // The removed model's link is dead (a key entered there would be checked for a model that is gone).
+    expect((await fetch(oldForm.url)).status).not.toBe(200);
+    const forms = chan.forms.length;
+    const n = chan.sent.length;
+    await say('/byok add deepseek deepseek-v4-pro New');
+    const created = (await models()).find((m) => m.name === 'New')!;
+    expect(since(n)).not.toMatch(/already waiting/);
+    expect(chan.forms.length).toBe(forms + 1);
+    expect(chan.forms.at(-1)!.model_id).toBe(created.id);
+    expect((await fetch(chan.forms.at(-1)!.url)).status).toBe(200);
   });
 });

@@ -239,6 +239,8 @@ describe('/byok models <vendor> [page]', () => {
     expect(chan.last()).toMatch(/^Anthropic Claude models, the curated list \(\d+\), page 1\/1:/);
     expect(chan.last()).toMatch(/per 1M tokens \(in\/out\)/);
     expect(chan.last()).toMatch(/ℹ️ no Anthropic Claude key stored in this workspace yet/);
+    // Chat text, not an API call: what to type is /byok add, never add_template("anthropic").
+    expect(chan.last()).not.toContain('add_template');
     await say('/lang zh', 'zh');
     await say('/byok models 通义千问', 'zh');
     expect(chan.last()).toMatch(/^Qwen \(Alibaba Cloud Model Studio \/ DashScope\) 的模型，精选列表（共 \d+ 个），第 1\/1 页：/);

@@ -169,6 +169,43 @@ describe('Chinese conversations (recording channel)', () => {
     expect(chan.last()).toContain('Asia/Shanghai');
   });
 
+  it('an optional-key endpoint sends the key the user stored (no "key rejected" after ✅)', async () => {
+    await say(`/byok add openai-compatible ${fake.baseUrl} fake-chat 本地`);
+    const res = await app.registry.list_models(ws());
+    const id = res.ok ? res.models[0]!.id : '';
+    await say(`/byok key ${id}`);
+    const form = chan.forms.at(-1)!;
+    const before = chan.sent.length;
+    expect((await submitForm(form.url, { OPENAI_COMPATIBLE_API_KEY: GOOD })).status).toBe(202);
+    await waitFor(() => chan.sent.slice(before).find((m) => /✅/.test(m.text)), 15_000, 'ok notice');
+    await say(`/model custom/${id}`);
+    await say('你好');
+    expect(chan.last()).toBe('你好');
+    await say(`/byok test ${id}`);
+    expectChinese(chan.last());
+    expect(chan.last()).not.toMatch(/❌/);
+  });
+
+  it('a refused OAuth file: the page says what was wrong and which /byok key to send, in its own language', async () => {
+    await say('/byok add qwen-code');
+    const form = chan.forms.at(-1)!;
+    const id = form.model_id;
+    const before = chan.sent.length;
+    expect((await submitForm(form.url, { [form.env_vars[0]!]: '{"access_token": "abc"}' })).status).toBe(202);
+    await waitFor(() => chan.sent.slice(before).find((m) => /⚠️/.test(m.text)), 15_000, 'form-error notice');
+    const u = new URL(form.url);
+    const zh = (await (await fetch(`${u.origin}${u.pathname}/status?lang=zh`)).json()) as Record<string, string>;
+    expectChinese(zh.text!);
+    expect(zh.text).toContain('refresh_token');
+    expect(zh.todo_text).toContain(`/byok key ${id}`);
+    expect(zh.todo_text).not.toContain('<id>');
+    // The same result on an English page: English, not the requester's Chinese.
+    const en = (await (await fetch(`${u.origin}${u.pathname}/status?lang=en`)).json()) as Record<string, string>;
+    expect(en.text).toMatch(/refresh_token/);
+    expect(en.text).not.toMatch(CJK);
+    expect(en.todo_text).toContain(`/byok key ${id}`);
+  });
+
   it('English stays English (same meaning), in UTC', async () => {
     const sayEn = (text: string) => chan.say(text, uid, { lang: 'en' });
     await sayEn('/byok example');
@@ -179,6 +216,59 @@ describe('Chinese conversations (recording channel)', () => {
     await sayEn('/tz');
     expect(chan.last()).toMatch(/Your time zone: UTC/);
   });
+});
+
+describe('Chinese: custom endpoints are named by their host (privacy notice, waiting, timeout)', () => {
+  let app: App;
+  let cleanup: () => Promise<void>;
+  let chan: RecordingChannel;
+  let a: FakeVendor;
+  let slow: FakeVendor;
+  const uid = '7190';
+  const say = (text: string) => chan.say(text, uid, { lang: 'zh' });
+
+  beforeAll(async () => {
+    a = await startFakeOpenAI({ reply: '甲的回答' });
+    slow = await startFakeOpenAI({ reply: 'x' });
+    ({ app, cleanup } = await testApp({ BYOK_VENDOR_IDLE_TIMEOUT_SECONDS: '2' }));
+    chan = new RecordingChannel();
+    app.addChannel(chan);
+    await app.start();
+  });
+  afterAll(async () => {
+    await cleanup();
+    await a.close();
+    await slow.close();
+  });
+
+  it('never "Any OpenAI-compatible endpoint": the switch notice and the waiting messages name the hosts', async () => {
+    await say(`/byok add openai-compatible ${a.baseUrl} m1 甲`);
+    await say(`/byok add openai-compatible ${slow.baseUrl} m2 慢`);
+    const res = await app.registry.list_models(`tg:${uid}`);
+    const [first, second] = res.ok ? res.models : [];
+    await say(`/model custom/${first!.id}`);
+    await say('你好');
+    expect(chan.last()).toBe('甲的回答');
+    const hostA = new URL(a.baseUrl).host;
+    const hostSlow = new URL(slow.baseUrl).host;
+    await say(`/model custom/${second!.id}`);
+    const notice = chan.last();
+    expectChinese(notice);
+    expect(notice).toContain(hostA);
+    expect(notice).toContain(hostSlow);
+    expect(notice).not.toMatch(/OpenAI-compatible/);
+    slow.setBehaviour('hang');
+    const before = chan.sent.length;
+    await say('你好');
+    const waiting = chan.sent.slice(before).map((m) => m.text);
+    expect(waiting.length, waiting.join('\n')).toBe(2);
+    for (const w of waiting) {
+      expectChinese(w);
+      expect(w).toContain(hostSlow);
+      expect(w).not.toMatch(/OpenAI-compatible/);
+    }
+    expect(waiting[1]).toContain('/model');
+  }, 30_000);
 });
 
 // CommonJS default export: the class itself at runtime.

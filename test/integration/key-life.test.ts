@@ -184,6 +184,27 @@ describe.each(backends)('key life: $name', ({ name, env: makeEnv }) => {
     expect((await status(add.ok ? add.model.id : '')).status).toBe('pending_key');
   });
 
+  it('an AWS pair no model uses any more (the model moved on): still one Bedrock key, deleted whole by either name (chat and CLI)', async () => {
+    const enc = new TextEncoder();
+    const put = async () => {
+      await app.vault.put(ws(), 'AWS_ACCESS_KEY_ID', enc.encode('AKIA' + randomBytes(8).toString('hex').toUpperCase()), { kind: 'aws_keypair' });
+      await app.vault.put(ws(), 'AWS_SECRET_ACCESS_KEY', enc.encode(newKey()), { kind: 'aws_keypair' });
+    };
+    await put();
+    // No model references the pair (e.g. its model switched to a Bedrock API key).
+    await say('/byok keys');
+    expect(chan.last()).toContain('Amazon Bedrock: AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY (aws_keypair)');
+    expect(chan.last()).not.toMatch(/AWS_SECRET_ACCESS_KEY: AWS_SECRET_ACCESS_KEY/);
+    await say('/byok key delete AWS_ACCESS_KEY_ID');
+    await say('/byok confirm');
+    expect(chan.last()).toMatch(/Deleted/);
+    expect(await app.vault.list(ws())).toEqual([]);
+    await put();
+    const del = await byok('delete-key', 'AWS_ACCESS_KEY_ID', '--yes');
+    expect(del.json.deleted.sort()).toEqual(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY']);
+    expect(await app.vault.list(ws())).toEqual([]);
+  });
+
   it('/byok forget deletes keys, models, usage, chat state and pending forms after confirmation, and says how many', async () => {
     const id = await modelWithKey(newKey());
     await say(`/model custom/${id}`);

@@ -8,7 +8,7 @@
  * vendor's answer, not a guess (`model_problem` when the vendor does not serve the model).
  */
 import type { NeedEnvInput, Registry } from '../../registry/registry.ts';
-import type { CustomModel } from '../../registry/types.ts';
+import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../../registry/types.ts';
 import type { ProbeResult } from '../../vendors/types.ts';
 import type { Template } from '../../vendors/template-schema.ts';
 import { findTemplate, getTemplate, loadTemplates, normalize, suggestTemplates } from '../../vendors/templates.ts';
@@ -159,6 +159,15 @@ async function proceed(deps: AddDeps, ctx: CommandCtx, tpl: Template, have: Have
     ...(have.settings && { settings: have.settings }),
   });
   if (!res.ok) {
+    // The same model again (`/byok add deepseek` twice, "register DeepSeek"): not a name to
+    // change, but the model the user already has, with its next step.
+    const clash = res as { reason?: unknown; existing?: unknown };
+    const existing = !have.name && clash.reason === 'name_taken' ? siblings.find((m) => `${MODEL_SELECTOR_PREFIX}${m.id}` === clash.existing) : undefined;
+    if (existing) {
+      await ctx.reply(ctx.tr('add.already_have', { name: existing.name, id: existing.id, vendor: tpl.id }));
+      if (existing.status === 'pending_key' || existing.status === 'key_error') return deps.offerKeyForm(ctx, existing);
+      return;
+    }
     // A refused answer is asked again (no dead end); anything else is said as it is.
     const f = (res as { field?: unknown }).field;
     const again = f === 'base_url' && tpl.base_url === null ? 'base_url' : f === 'upstream_model' && modelQuestion(tpl) ? 'upstream_model' : undefined;
@@ -205,6 +214,11 @@ export async function pendingAddStep(deps: AddDeps, ctx: CommandCtx, text: strin
       }
       break;
     case 'upstream_model':
+      // The endpoint pasted again (a common slip): it would become the model/deployment name.
+      if (/^https?:\/\//i.test(answer)) {
+        await again(ctx.tr('add.url_not_name'));
+        return true;
+      }
       have.upstream_model = KEEP.test(answer) && modelQuestion(tpl) === 'keep' ? tpl.default_model : answer;
       break;
     case 'api_version':
