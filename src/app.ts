@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { ChannelAdapter } from '../channels/types.ts';
+import type { ChannelAdapter } from './channel.ts';
 import { keepsPreviousKey, validateKeyFinalFailure, validateKeyHandler, type ValidateDeps } from './jobs/validate-key.ts';
 import { Notifier } from './chat/notifier.ts';
 import { storedTimeZone } from './chat/time.ts';
@@ -9,7 +9,7 @@ import type { Config } from './config.ts';
 import { createLogger, setLogRedactor, type Logger } from './log.ts';
 import { createNotifyQueues, createRunner, type HookedJobRunner, type NotifyQueues } from './queue/index.ts';
 import { JOB_NOTIFY, JOB_VALIDATE_KEY, type ChannelRef, type NotifyPayload, type RetryPolicy, type ValidateKeyPayload } from './queue/types.ts';
-import { createRegistry, type Registry } from './registry/registry.ts';
+import { createRegistry, type Registry } from './registry/index.ts';
 import { BoxKeys } from './secrets/box-keys.ts';
 import { redactKeys } from './secrets/detector.ts';
 import { loadCheckedMasterKeys } from './secrets/keyring-check.ts';
@@ -138,13 +138,13 @@ export async function createApp(opts: AppOptions): Promise<App> {
 
   const runWorker = opts.runWorker ?? !config.redisUrl;
   const runnerLog = { warn: (o: unknown, m?: string) => logger.warn(o as object, m), error: (o: unknown, m?: string) => logger.error(o as object, m) };
-  const validateRunner = createRunner(config, {
+  const validateRunner = await createRunner(config, {
     retry: opts.retry,
     queueName: 'validate',
     logger: runnerLog,
     concurrency: opts.concurrency?.validate ?? DEFAULT_VALIDATE_CONCURRENCY,
   });
-  const notifyRunner = createNotifyQueues(config, {
+  const notifyRunner = await createNotifyQueues(config, {
     retry: opts.retry,
     logger: runnerLog,
     concurrency: opts.concurrency?.notify ?? DEFAULT_NOTIFY_CONCURRENCY,
@@ -158,7 +158,7 @@ export async function createApp(opts: AppOptions): Promise<App> {
   });
 
   // One run at a time per process and no retries: a failed run is the next turn's.
-  const maintenanceRunner = createRunner(config, { retry: { attempts: 1, backoffMs: 0, maxBackoffMs: 0 }, queueName: 'maintenance', logger: runnerLog, concurrency: 1 });
+  const maintenanceRunner = await createRunner(config, { retry: { attempts: 1, backoffMs: 0, maxBackoffMs: 0 }, queueName: 'maintenance', logger: runnerLog, concurrency: 1 });
   const stopJobs = new AbortController();
   const keyJobs: KeyJobsDeps = {
     store,

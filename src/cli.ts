@@ -25,11 +25,11 @@ import { loadConfig, type Config } from './config.ts';
 import { ByokError } from './errors.ts';
 // Only types at the top: the registry, the store and the command modules are imported when a
 // command runs, so `byok templates` does not load ioredis, libsodium, bullmq or pino.
-import type { AddArgs, KeySource, Registry, TemplateSummary } from './registry/registry.ts';
-import { DeferredStore } from './cli-deferred-store.ts';
-import { settingChanges, UPDATE_SETTING_OPTIONS, UPDATE_SETTING_USAGE } from './cli-update.ts';
+import type { AddArgs, KeySource, Registry, TemplateSummary } from './registry/index.ts';
+import { DeferredStore } from './cli/deferred-store.ts';
+import { settingChanges, UPDATE_SETTING_OPTIONS, UPDATE_SETTING_USAGE } from './cli/update.ts';
 import type { Store } from './store/types.ts';
-import { UsageError } from './cli-usage-error.ts';
+import { UsageError } from './cli/usage-error.ts';
 
 export interface CliIO {
   stdin: NodeJS.ReadableStream & { isTTY?: boolean };
@@ -97,7 +97,7 @@ function startProgress(stderr: NodeJS.WritableStream, everyMs: number, label: ()
   return () => clearInterval(timer);
 }
 
-// Its own module: the command modules (cli-keys, cli-update…) throw it without importing cli.ts back.
+// Its own module: the command modules (cli/keys, cli/update…) throw it without importing cli.ts back.
 export { UsageError };
 
 const GLOBAL_OPTIONS: OptionsConfig = {
@@ -252,7 +252,7 @@ export const commands: Record<string, CommandSpec> = {
         } catch {
           return { ok: false, code: 'invalid_input', error: 'the draft is not JSON: pipe the output of byok parse-example, or give a JSON file' };
         }
-        const res = (await import('./registry/registry.ts')).addArgsFromDraft(json);
+        const res = (await import('./registry/index.ts')).addArgsFromDraft(json);
         if (!res.ok) return res;
         base = res.args;
       } else {
@@ -278,13 +278,13 @@ export const commands: Record<string, CommandSpec> = {
     usage: 'list [--include-removed]',
     options: { 'include-removed': { type: 'boolean' } },
     // Each model also gets `key`: names, stored, masked ****last4, kind, health, validated/expires at.
-    run: async (ctx) => (await import('./cli-keys.ts')).withKeyFields(ctx, await ctx.registry().list_models(ctx.workspace, { include_removed: ctx.values['include-removed'] === true })),
+    run: async (ctx) => (await import('./cli/keys.ts')).withKeyFields(ctx, await ctx.registry().list_models(ctx.workspace, { include_removed: ctx.values['include-removed'] === true })),
   },
   get: {
     summary: 'Show one model (id or custom/<id>)',
     usage: 'get <id>',
     positionals: { min: 1, max: 1 },
-    run: async (ctx) => (await import('./cli-keys.ts')).withKeyFields(ctx, await ctx.registry().get(ctx.workspace, ctx.args[0]!)),
+    run: async (ctx) => (await import('./cli/keys.ts')).withKeyFields(ctx, await ctx.registry().get(ctx.workspace, ctx.args[0]!)),
   },
   remove: {
     summary: 'Deactivate a model (adding the same id/name again with the same vendor reactivates it)',
@@ -365,8 +365,8 @@ export const commands: Record<string, CommandSpec> = {
  * Until then `commands` holds a placeholder with `load`; resolveCommand swaps in the real specs.
  */
 const COMMAND_MODULES: Array<{ names: string[]; load: () => Promise<Record<string, CommandSpec>> }> = [
-  { names: ['request-key', 'test', 'rotate-master-key'], load: async () => (await import('./cli-secrets.ts')).secretCommands },
-  { names: ['keys', 'delete-key', 'forget'], load: async () => (await import('./cli-keys.ts')).keyCommands },
+  { names: ['request-key', 'test', 'rotate-master-key'], load: async () => (await import('./cli/secrets.ts')).secretCommands },
+  { names: ['keys', 'delete-key', 'forget'], load: async () => (await import('./cli/keys.ts')).keyCommands },
 ];
 for (const m of COMMAND_MODULES) {
   for (const name of m.names) {
@@ -447,9 +447,9 @@ export async function main(argv: string[], io: CliIO = defaultIO(), deps: CliDep
     const getConfig = () => (config ??= loadConfig(io.env));
     const getStore = () => (store ??= deps.makeStore ? deps.makeStore(getConfig()) : new DeferredStore(getConfig()));
     // Nearly every command asks for the registry, and ctx.registry() is synchronous.
-    const { createRegistry } = deps.makeRegistry ? { createRegistry: undefined } : await import('./registry/registry.ts');
+    const { createRegistry } = deps.makeRegistry ? { createRegistry: undefined } : await import('./registry/index.ts');
     let vaultKeys: Promise<KeySource> | undefined;
-    const openVaultKeys = () => (vaultKeys ??= import('./cli-secrets.ts').then((m) => m.lazyVaultKeys(getStore, getConfig)));
+    const openVaultKeys = () => (vaultKeys ??= import('./cli/secrets.ts').then((m) => m.lazyVaultKeys(getStore, getConfig)));
     const keys: KeySource = {
       has: async (ws, env) => (await openVaultKeys()).has(ws, env),
       withKey: async (ws, env, fn) => (await openVaultKeys()).withKey(ws, env, fn),

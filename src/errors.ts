@@ -26,6 +26,10 @@ export type ErrorCode =
   | 'rejected'
   | 'key_in_chat'
   | 'config'
+  /** A vendor template (templates/*.yaml) or the template policy (BYOK_TEMPLATES…) cannot be used: the operator's to fix. */
+  | 'template'
+  /** A `byok` command line that cannot run as given (CLI exit code 2). */
+  | 'usage'
   | 'internal';
 
 export class ByokError extends Error {

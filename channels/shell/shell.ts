@@ -1,6 +1,5 @@
 import readline from 'node:readline';
-import type { ChannelAdapter, ChannelReadiness, EnvInputRequest, InboundMessage, KeyResult, OutgoingMessage, SentRef } from '../types.ts';
-import type { ChannelRef } from '../../src/queue/types.ts';
+import type { ChannelRef, ChannelReadiness, EnvInputRequest, InboundMessage, KeyResult, OutgoingMessage, SentRef, ChannelCore, KeyResults, Streaming, Readiness } from '../../src/channel.ts';
 import { t, type Lang } from '../../src/i18n/index.ts';
 import { formatTime } from '../../src/chat/time.ts';
 import { renderChoices } from '../wechat/ids.ts';
@@ -39,7 +38,7 @@ const COMMAND_RE = /^\/[A-Za-z]/;
  * and text. Messages are handled one at a time, in order, so scripted sessions are
  * deterministic.
  */
-export class ShellChannel implements ChannelAdapter {
+export class ShellChannel implements ChannelCore, KeyResults, Streaming, Readiness {
   readonly name = 'shell';
   readonly capabilities = { deleteInbound: false, editMessages: false, buttons: false, maxMessageLength: 100_000 };
   private rl?: readline.Interface;
@@ -100,6 +99,7 @@ export class ShellChannel implements ChannelAdapter {
         senderId: 'local',
         workspace: 'local',
         isPrivate: true,
+        addressed_to_bot: true,
         lang: this.opts.lang,
         text,
         kind: 'text',

@@ -1,11 +1,12 @@
+import { ByokError } from '../../src/errors.ts';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { Bot, type Transformer } from 'grammy';
+import type { FastifyInstance } from 'fastify';
+import { Bot, type Api, type Transformer } from 'grammy';
+import type { CallbackQuery, Update, UserFromGetMe } from 'grammy/types';
 import { run, sequentialize, type RunnerHandle } from '@grammyjs/runner';
 import { autoRetry } from '@grammyjs/auto-retry';
-import type { ChannelAdapter, ChannelReadiness, Choice, EnvInputRequest, InboundMessage, KeyResult, OutgoingMessage, SentRef } from '../types.ts';
-import type { ChannelRef } from '../../src/queue/types.ts';
+import type { ChannelRef, ChannelReadiness, Choice, EnvInputRequest, FormLaunchRecord, FormLaunchRequest, InboundMessage, KeyResult, OutgoingMessage, SentRef, ChannelCore, Editable, Deletable, KeyResults, PrivateLinks, GroupAdmin, Typing, Streaming, HttpMount, FormLaunchCheck, Readiness } from '../../src/channel.ts';
 import type { Config } from '../../src/config.ts';
 import type { Logger } from '../../src/log.ts';
 import type { Store } from '../../src/store/types.ts';
@@ -16,7 +17,7 @@ import { asPreview, BudgetSkipped, bucketName, SendBudget, type BudgetOptions } 
 import { CallbackCodec, decodeCallback, pageRows, TtlMap, uid36, type InlineButton } from './callbacks.ts';
 import { commandList } from './commands.ts';
 import { escapeHtml, isNotModified, isParseError, markdownToHtml } from './format.ts';
-import { base, CHANNEL, messageToInbound, workspaceOf, type TgCallbackQuery, type TgUpdate } from './inbound.ts';
+import { base, CHANNEL, messageToInbound, workspaceOf } from './inbound.ts';
 import { verifyInitData } from './initdata.ts';
 import { paintStream } from './stream.ts';
 
@@ -93,6 +94,10 @@ export interface TelegramChannelOptions {
   botInfo?: { id: number; username: string; first_name?: string };
 }
 
+/** The options of sendMessage / editMessageText besides chat, message and text (grammY's own types). */
+type SendExtra = NonNullable<Parameters<Api['sendMessage']>[2]>;
+type EditExtra = NonNullable<Parameters<Api['editMessageText']>[3]>;
+
 interface PickerState {
   owner: string;
   rows: InlineButton[][];
@@ -141,7 +146,7 @@ function safeEqual(a: string | undefined, b: string): boolean {
  * process acts), and outgoing calls spend one budget per bot shared through the store
  * (plus 429/5xx retries).
  */
-export class TelegramChannel implements ChannelAdapter {
+export class TelegramChannel implements ChannelCore, Editable, Deletable, KeyResults, PrivateLinks, GroupAdmin, Typing, Streaming, HttpMount, FormLaunchCheck, Readiness {
   readonly name = CHANNEL;
   readonly capabilities = { deleteInbound: true, editMessages: true, buttons: true, maxMessageLength: TELEGRAM_MAX_MESSAGE };
   readonly bot: Bot;
@@ -180,11 +185,11 @@ export class TelegramChannel implements ChannelAdapter {
   constructor(opts: TelegramChannelOptions) {
     this.opts = opts;
     this.logger = opts.logger;
-    if (!opts.store) throw new Error('TelegramChannel needs the app store');
+    if (!opts.store) throw new ByokError('config', 'TelegramChannel needs the app store');
     this.store = opts.store;
     const tg = opts.config.telegram;
     const token = opts.token ?? tg?.token;
-    if (!token) throw new Error('TELEGRAM_BOT_TOKEN is not set');
+    if (!token) throw new ByokError('config', 'TELEGRAM_BOT_TOKEN is not set');
     this.token = token;
     // The numeric part of the token is the bot's public id.
     this.botId = /^(\d+):/.exec(token)?.[1] ?? bucketName(token).slice(7, 23);
@@ -195,13 +200,16 @@ export class TelegramChannel implements ChannelAdapter {
       this.webhookPath = u.pathname && u.pathname !== '/' ? u.pathname : '/telegram/webhook';
       // Every process behind the load balancer derives the same secret from the token.
       this.webhookSecret = opts.webhookSecret ?? tg?.webhookSecret ?? createHmac('sha256', 'byok-telegram-webhook').update(token).digest('hex');
-      if (!/^[A-Za-z0-9_-]{1,256}$/.test(this.webhookSecret)) throw new Error('TELEGRAM_WEBHOOK_SECRET may use A-Z a-z 0-9 _ - only (1-256 characters)');
+      if (!/^[A-Za-z0-9_-]{1,256}$/.test(this.webhookSecret)) throw new ByokError('config', 'TELEGRAM_WEBHOOK_SECRET may use A-Z a-z 0-9 _ - only (1-256 characters)');
     }
     this.draftsSupported = (opts.drafts ?? 'auto') === 'auto';
     this.pickerTtlMs = opts.pickerTtlMs ?? 30 * 60_000;
     this.codec = new CallbackCodec(this.store, this.pickerTtlMs);
 
-    this.bot = new Bot(token, { client: apiRoot ? { apiRoot } : undefined, botInfo: opts.botInfo ? { is_bot: true, first_name: 'bot', can_join_groups: true, can_read_all_group_messages: false, supports_inline_queries: false, can_connect_to_business: false, has_main_web_app: false, ...opts.botInfo } as Bot['botInfo'] : undefined });
+    const botInfo: UserFromGetMe | undefined = opts.botInfo
+      ? { is_bot: true, first_name: 'bot', can_join_groups: true, can_read_all_group_messages: false, supports_inline_queries: false, can_connect_to_business: false, has_main_web_app: false, has_topics_enabled: false, allows_users_to_create_topics: false, can_manage_bots: false, supports_join_request_queries: false, ...opts.botInfo }
+      : undefined;
+    this.bot = new Bot(token, { client: apiRoot ? { apiRoot } : undefined, botInfo });
     // Innermost: the shared budget; around it auto-retry (a retried call pays again).
     if (opts.budget !== false) {
       this.budget = new SendBudget(this.store, bucketName(token), opts.budget ?? {});
@@ -218,7 +226,7 @@ export class TelegramChannel implements ChannelAdapter {
     });
     // One chat's updates are handled in order; different chats run concurrently.
     this.bot.use(sequentialize((ctx) => (ctx.chat?.id ?? ctx.from?.id)?.toString()));
-    this.bot.use(async (ctx) => this.dispatch(ctx.update as unknown as TgUpdate));
+    this.bot.use(async (ctx) => this.dispatch(ctx.update));
     this.bot.catch((err) => this.logger.error({ err: err.error, update: err.ctx?.update?.update_id }, 'telegram update failed'));
   }
 
@@ -257,9 +265,9 @@ export class TelegramChannel implements ChannelAdapter {
       const later = (error: string) => reply.code(503).header('retry-after', String(RETRY_AFTER_S)).send({ ok: false, error });
       if (this.stopping) return later('stopping');
       if (!this.started) return later('starting');
-      const update = req.body as TgUpdate | undefined;
+      const update = req.body as Update | undefined;
       if (!update || typeof update !== 'object' || typeof update.update_id !== 'number') return reply.code(400).send({ ok: false, error: 'not an update' });
-      const r = await this.track(() => this.claimAndRun(update.update_id, () => this.bot.handleUpdate(update as never), false));
+      const r = await this.track(() => this.claimAndRun(update.update_id, () => this.bot.handleUpdate(update), false));
       if (r === 'busy') return later('in progress elsewhere');
       return reply.code(200).send({ ok: true });
     });
@@ -430,14 +438,14 @@ export class TelegramChannel implements ChannelAdapter {
   // ------------------------------------------------------------------ inbound
 
   /** Public for benchmarks and tests: handles one update as the bot middleware does. */
-  async dispatch(update: TgUpdate): Promise<void> {
+  async dispatch(update: Update): Promise<void> {
     if (!this.onMessage) return;
     if (update.callback_query) return this.onCallback(update.callback_query);
     const msg = messageToInbound(update, this.username);
     if (msg) await this.onMessage(msg);
   }
 
-  private async onCallback(cq: TgCallbackQuery): Promise<void> {
+  private async onCallback(cq: CallbackQuery): Promise<void> {
     const lang = langFromCode(cq.from.language_code);
     let answered = false;
     const answer = async (key?: 'telegram.picker_stale' | 'telegram.picker_foreign') => {
@@ -461,7 +469,7 @@ export class TelegramChannel implements ChannelAdapter {
         if (!st) return await answer('telegram.picker_stale');
         await answer();
         await this.bot.api
-          .editMessageReplyMarkup(m.chat.id, m.message_id, { reply_markup: { inline_keyboard: this.pickerPage(st, d.page) as never } })
+          .editMessageReplyMarkup(m.chat.id, m.message_id, { reply_markup: { inline_keyboard: this.pickerPage(st, d.page) } })
           .catch((e) => {
             if (!isNotModified(e)) throw e;
           });
@@ -516,9 +524,8 @@ export class TelegramChannel implements ChannelAdapter {
   }
 
   /** sendMessage with HTML, falling back to plain text when Telegram cannot parse the markup. */
-  private async sendText(chatId: string, text: string, html: string | undefined, extra: Record<string, unknown>): Promise<number> {
-    const call = (body: string, parse: boolean) =>
-      this.bot.api.sendMessage(Number(chatId), body, { ...extra, ...(parse ? { parse_mode: 'HTML' as const } : {}) } as never);
+  private async sendText(chatId: string, text: string, html: string | undefined, extra: SendExtra): Promise<number> {
+    const call = (body: string, parse: boolean) => this.bot.api.sendMessage(Number(chatId), body, { ...extra, ...(parse ? { parse_mode: 'HTML' as const } : {}) });
     if (html !== undefined) {
       try {
         return (await call(html, true)).message_id;
@@ -529,9 +536,8 @@ export class TelegramChannel implements ChannelAdapter {
     return (await call(text, false)).message_id;
   }
 
-  private async editText(chatId: string, messageId: string, text: string, html: string | undefined, extra: Record<string, unknown>): Promise<void> {
-    const call = (body: string, parse: boolean) =>
-      this.bot.api.editMessageText(Number(chatId), Number(messageId), body, { ...extra, ...(parse ? { parse_mode: 'HTML' as const } : {}) } as never);
+  private async editText(chatId: string, messageId: string, text: string, html: string | undefined, extra: EditExtra): Promise<void> {
+    const call = (body: string, parse: boolean) => this.bot.api.editMessageText(Number(chatId), Number(messageId), body, { ...extra, ...(parse ? { parse_mode: 'HTML' as const } : {}) });
     try {
       if (html !== undefined) {
         try {
@@ -547,7 +553,7 @@ export class TelegramChannel implements ChannelAdapter {
     }
   }
 
-  private extras(msg: OutgoingMessage, markup: InlineButton[][] | undefined): Record<string, unknown> {
+  private extras(msg: OutgoingMessage, markup: InlineButton[][] | undefined): SendExtra {
     return {
       ...(markup ? { reply_markup: { inline_keyboard: markup } } : {}),
       ...(msg.noPreview ? { link_preview_options: { is_disabled: true } } : {}),
@@ -570,7 +576,7 @@ export class TelegramChannel implements ChannelAdapter {
     const allowWebApp = this.isPrivateRef(chat);
     let markup = await this.keyboard(chat, msg.choices, allowWebApp);
     const size = this.opts.pickerPageSize ?? 8;
-    const paged = !!markup && markup.length > size && !!chat.user_id && markup.every((r) => r.every((b) => b.callback_data));
+    const paged = !!markup && markup.length > size && !!chat.user_id && markup.every((r) => r.every((b) => 'callback_data' in b && !!b.callback_data));
     const all = markup;
     if (paged) markup = this.pickerPage({ owner: chat.user_id!, rows: all!, lang }, 0);
     const parts = msg.text.length > TELEGRAM_MAX_MESSAGE ? splitMessage(msg.text, PART_MAX) : [msg.text || '…'];
@@ -597,8 +603,9 @@ export class TelegramChannel implements ChannelAdapter {
   async deleteInbound(msg: InboundMessage): Promise<boolean> {
     if (!msg.messageId || msg.kind === 'callback') return false;
     try {
-      const ok = await this.bot.api.deleteMessage(Number(msg.chat.chat_id), Number(msg.messageId));
-      return ok !== (false as unknown);
+      // The Bot API answers `true` or an error (thrown).
+      await this.bot.api.deleteMessage(Number(msg.chat.chat_id), Number(msg.messageId));
+      return true;
     } catch (e) {
       this.logger.info({ err: e, private: msg.isPrivate }, 'telegram: could not delete a message carrying a key');
       return false;
@@ -777,9 +784,9 @@ export class TelegramChannel implements ChannelAdapter {
 
   // ------------------------------------------------------------------ secure form
 
-  async verifyFormLaunch(record: { workspace: string; channel: ChannelRef; launch?: 'web_app' | 'link' }, req: FastifyRequest): Promise<boolean> {
+  async verifyFormLaunch(record: FormLaunchRecord, req: FormLaunchRequest & { telegramInitData?: string }): Promise<boolean> {
     if (record.channel.channel !== CHANNEL) return true;
-    const raw = (req as FastifyRequest & { telegramInitData?: string }).telegramInitData ?? req.headers['x-telegram-init-data'];
+    const raw = req.telegramInitData ?? req.headers['x-telegram-init-data'];
     const initData = typeof raw === 'string' && raw.length > 0 ? raw : undefined;
     // A form shown as a Mini App can only be submitted from inside Telegram by the user who
     // asked; a plain link (groups, http, fallback) carries no launch data.

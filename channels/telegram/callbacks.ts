@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { Choice } from '../types.ts';
+import type { InlineKeyboardButton } from 'grammy/types';
+import type { Choice } from '../../src/channel.ts';
 import type { Store } from '../../src/store/types.ts';
 
 /**
@@ -73,12 +74,8 @@ export class TtlMap<V> {
   }
 }
 
-export interface InlineButton {
-  text: string;
-  callback_data?: string;
-  url?: string;
-  web_app?: { url: string };
-}
+/** An inline keyboard button as the Bot API defines it (callback, URL, Mini App ...). */
+export type InlineButton = InlineKeyboardButton;
 
 /**
  * Encodes choices as callback data. Commands too long for 64 bytes wait in the store under

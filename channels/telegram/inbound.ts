@@ -1,46 +1,6 @@
-import type { InboundMessage } from '../types.ts';
-import { detectKeys } from '../../src/secrets/detector.ts';
+import type { Chat, Update, User } from 'grammy/types';
+import type { InboundMessage } from '../../src/channel.ts';
 import { langFromCode } from '../../src/i18n/index.ts';
-
-/** The minimal shapes we read from a Bot API update (grammY's types are wider). */
-export interface TgUser {
-  id: number;
-  is_bot?: boolean;
-  first_name?: string;
-  last_name?: string;
-  username?: string;
-  language_code?: string;
-}
-export interface TgChat {
-  id: number;
-  type: 'private' | 'group' | 'supergroup' | 'channel' | string;
-  title?: string;
-}
-export interface TgMessage {
-  message_id: number;
-  date?: number;
-  chat: TgChat;
-  from?: TgUser;
-  text?: string;
-  caption?: string;
-  forward_origin?: unknown;
-  forward_date?: number;
-  forward_from?: unknown;
-  is_automatic_forward?: boolean;
-  quote?: { text?: string };
-}
-export interface TgCallbackQuery {
-  id: string;
-  from: TgUser;
-  message?: TgMessage;
-  data?: string;
-}
-export interface TgUpdate {
-  update_id: number;
-  message?: TgMessage;
-  edited_message?: TgMessage;
-  callback_query?: TgCallbackQuery;
-}
 
 export const CHANNEL = 'telegram';
 
@@ -52,7 +12,7 @@ export function groupWorkspaceOf(chatId: number | string): string {
   return `tg:group:${chatId}`;
 }
 
-function displayName(u: TgUser): string | undefined {
+function displayName(u: User): string | undefined {
   const name = [u.first_name, u.last_name].filter(Boolean).join(' ');
   return name || u.username || undefined;
 }
@@ -67,26 +27,27 @@ export function addressedElsewhere(text: string, botUsername: string | undefined
 /**
  * Maps a message-bearing update (message, edited message) to the chat core's
  * InboundMessage. Callback queries are mapped by the adapter (they need decoding and an
- * answer). Returns undefined for updates without text (stickers, joins...) and for
- * commands addressed to another bot.
+ * answer). Returns undefined for updates without text (stickers, joins...) and for bots;
+ * a command for another bot comes back with `addressed_to_bot: false`.
  */
-export function messageToInbound(update: TgUpdate, botUsername?: string): InboundMessage | undefined {
+export function messageToInbound(update: Update, botUsername?: string): InboundMessage | undefined {
   const edited = !update.message && !!update.edited_message;
   const m = update.message ?? update.edited_message;
   if (!m || !m.from || m.from.is_bot) return undefined;
   const parts = [m.text, m.caption].filter((s): s is string => typeof s === 'string' && s.length > 0);
   const text = parts.join('\n');
   if (!text) return undefined;
-  // A command for another bot is not ours to answer, unless it carries a key: the guard must see it.
-  if (addressedElsewhere(text, botUsername) && !detectKeys(text).refused) return undefined;
-  const forwarded = !!(m.forward_origin || m.forward_date || m.forward_from || m.is_automatic_forward);
+  // A command for another bot is not ours to answer, but the core's key guard still sees it.
+  const addressed_to_bot = !addressedElsewhere(text, botUsername);
+  // `forward_date` is what Bot API servers before 7.0 sent instead of `forward_origin`.
+  const forwarded = !!(m.forward_origin || m.is_automatic_forward || 'forward_date' in m);
   const kind: InboundMessage['kind'] = edited ? 'edited' : forwarded ? 'forwarded' : m.text ? 'text' : 'caption';
-  return base(m.chat, m.from, { messageId: String(m.message_id), text, kind });
+  return base(m.chat, m.from, { messageId: String(m.message_id), text, kind, addressed_to_bot });
 }
 
 export function base(
-  chat: TgChat,
-  from: TgUser,
+  chat: Pick<Chat, 'id' | 'type'>,
+  from: User,
   rest: Pick<InboundMessage, 'text' | 'kind'> & Partial<InboundMessage>,
 ): InboundMessage {
   const isPrivate = chat.type === 'private';
@@ -99,6 +60,7 @@ export function base(
     workspace: workspaceOf(from.id),
     groupWorkspace: isPrivate ? undefined : groupWorkspaceOf(chat.id),
     isPrivate,
+    addressed_to_bot: true,
     lang,
     ...rest,
   };

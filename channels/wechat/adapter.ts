@@ -1,3 +1,4 @@
+import { ByokError } from '../../src/errors.ts';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,9 +12,7 @@ import { formatTime } from '../../src/chat/time.ts';
 import { splitMessage } from '../../src/chat/split.ts';
 import { t, type Lang } from '../../src/i18n/index.ts';
 import type { Logger } from '../../src/log.ts';
-import type { ChannelRef } from '../../src/queue/types.ts';
-import { detectKeys } from '../../src/secrets/detector.ts';
-import type { ChannelAdapter, ChannelReadiness, EnvInputRequest, InboundMessage, OutgoingMessage, SentRef } from '../types.ts';
+import type { ChannelCapabilities, ChannelRef, ChannelReadiness, EnvInputRequest, InboundMessage, OutgoingMessage, SentRef, ChannelCore, Streaming, GroupAdmin, HttpMount, Readiness } from '../../src/channel.ts';
 import { createServicePuppet, PuppetSupervisor, serviceCacheDir, tcpProbe, type BackoffOptions, type SupervisedPuppet } from './connection.ts';
 import { groupWorkspaceOf, renderChoices, workspaceOf } from './ids.ts';
 import { SendPacer, type PacerOptions } from './pacer.ts';
@@ -34,7 +33,9 @@ export interface MessageLike {
   mentionText(): Promise<string>;
 }
 
-export type PuppetInstance = Extract<WechatyOptions, { puppet?: unknown }>['puppet'];
+// Defined beside the connection code that holds it (connection.ts must not import this file).
+import type { PuppetInstance } from './connection.ts';
+export type { PuppetInstance };
 
 export interface WechatChannelOptions {
   config: Config;
@@ -113,9 +114,9 @@ const MEDIA_TYPES = new Set<number>([
  * In rooms the bot answers commands (`/...`) and messages that @mention it; any other room
  * message is only checked by the pasted-key guard (and answered when it carries a key).
  */
-export class WechatChannel implements ChannelAdapter {
+export class WechatChannel implements ChannelCore, Streaming, GroupAdmin, HttpMount, Readiness {
   readonly name = 'wechat';
-  readonly capabilities: ChannelAdapter['capabilities'];
+  readonly capabilities: ChannelCapabilities;
   readonly pacer: SendPacer;
   private readonly logger: Logger;
   private bot?: Wechaty;
@@ -176,7 +177,7 @@ export class WechatChannel implements ChannelAdapter {
         puppet: config.wechat.puppet as Extract<WechatyOptions, { puppetOptions?: unknown }>['puppet'],
         ...(config.wechat.token ? { puppetOptions: { token: config.wechat.token } } : {}),
       } as WechatyOptions;
-    else throw new Error('wechat: set WECHATY_PUPPET (e.g. wechaty-puppet-wechat4u) or pass a puppet');
+    else throw new ByokError('config', 'wechat: set WECHATY_PUPPET (e.g. wechaty-puppet-wechat4u) or pass a puppet');
 
     const bot = WechatyBuilder.build(options);
     this.bot = bot;
@@ -336,9 +337,13 @@ export class WechatChannel implements ChannelAdapter {
     const type = m.type();
     if (type !== wxTypes.Message.Text) return !room && MEDIA_TYPES.has(type) ? 'nontext' : undefined;
     let text = m.text() ?? '';
+    // In a room only commands and @mentions are ours to answer; the core's key guard sees the rest too.
+    let addressed = !room;
     if (room) {
-      if (await m.mentionSelf().catch(() => false)) text = (await m.mentionText().catch(() => text)) || text;
-      else if (!text.trim().startsWith('/') && !detectKeys(text).refused) return undefined;
+      if (await m.mentionSelf().catch(() => false)) {
+        text = (await m.mentionText().catch(() => text)) || text;
+        addressed = true;
+      } else addressed = text.trim().startsWith('/');
     }
     const chat: ChannelRef = { channel: 'wechat', chat_id: room ? room.id : talker.id, user_id: talker.id };
     return {
@@ -350,6 +355,7 @@ export class WechatChannel implements ChannelAdapter {
       workspace: workspaceOf(talker.id),
       groupWorkspace: room ? groupWorkspaceOf(room.id) : undefined,
       isPrivate: !room,
+      addressed_to_bot: addressed,
       lang: 'zh',
       text: text.trim(),
       kind: 'text',

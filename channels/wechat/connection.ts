@@ -1,7 +1,10 @@
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from '../../src/log.ts';
-import type { PuppetInstance } from './adapter.ts';
+import type { WechatyOptions } from 'wechaty';
+
+/** The puppet a Wechaty bot runs on (a name, or an instance). */
+export type PuppetInstance = Extract<WechatyOptions, { puppet?: unknown }>['puppet'];
 
 /**
  * The WeChat connection's life: the provider may be down at start-up, drop the gRPC stream,

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { isValidWorkspace } from '../../src/store/types.ts';
-import type { Choice } from '../types.ts';
+import type { Choice } from '../../src/channel.ts';
 
 /** Workspace ids allow `[A-Za-z0-9@._-]`, at most 128 characters after `wx:`. */
 const MAX_ID = 128;

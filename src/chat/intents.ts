@@ -1,8 +1,9 @@
-import type { Choice } from '../../channels/types.ts';
+import type { Choice } from '../channel.ts';
 import type { MessageKey } from '../i18n/index.ts';
-import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../registry/types.ts';
+import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../registry/index.ts';
 import type { Template } from '../vendors/template-schema.ts';
-import { findTemplate, normalize, offeredTemplates, suggestTemplates } from '../vendors/templates.ts';
+import { findTemplate, offeredTemplates, suggestTemplates } from '../vendors/templates.ts';
+import { templateName } from '../vendors/template-name.ts';
 
 /**
  * Plain-language intents: "register DeepSeek", "我想用小米的模型", "换成通义千问",
@@ -136,7 +137,7 @@ export async function handleIntent(text: string, host: IntentHost): Promise<bool
   const intent = parseIntent(text);
   if (!intent) return false;
   if (!intent.unmistakable && (await host.hasModel())) return false;
-  const name = (t: Template) => t.name;
+  const name = (t: Template) => templateName(t, host.lang);
 
   if (intent.templates.length > 1) {
     // The phrase itself is the choice: typed back (numbered channels) or tapped, it is unmistakable.

@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import type { ChannelAdapter } from '../../channels/types.ts';
+import type { ChannelAdapter } from '../channel.ts';
+import { ByokError } from '../errors.ts';
 import { t, type Lang } from '../i18n/index.ts';
 import type { Logger } from '../log.ts';
 import type { JobContext, NotifyPayload } from '../queue/types.ts';
-import type { Registry } from '../registry/registry.ts';
+import type { Registry } from '../registry/index.ts';
 import type { Store } from '../store/types.ts';
 import { getTemplate } from '../vendors/templates.ts';
+import { localizeTemplateName, templateName } from '../vendors/template-name.ts';
 import { outcomeText } from './outcomes.ts';
 import { formatTime } from './time.ts';
 
@@ -60,7 +62,8 @@ export class Notifier {
 
   async deliver(p: NotifyPayload, ctx?: Pick<JobContext, 'jobId'>): Promise<void> {
     const adapter = this.channels.get(p.channel.channel);
-    if (!adapter) throw new Error(`no channel "${p.channel.channel}" in this process`);
+    // Retried: another process (or this one, once the channel is added) may run it.
+    if (!adapter) throw new ByokError('not_found', `no channel "${p.channel.channel}" in this process`, { channel: p.channel.channel });
     const id = p.notice_id ?? ctx?.jobId;
     const store = this.deps.store;
     if (!id || !store) return this.send(adapter, p);
@@ -117,7 +120,7 @@ export class Notifier {
         outcome: p.outcome,
         text,
         masked: p.masked_key,
-        vendor_name: getTemplate(model.vendor)?.name ?? model.vendor,
+        vendor_name: vendorName(model.vendor, lang),
         model_name: model.name,
         lang,
       });
@@ -132,7 +135,8 @@ export class Notifier {
 export function keyNoticeText(lang: Lang, p: NotifyPayload, tz?: string): string {
   const ids = p.model_ids?.length ? p.model_ids : p.model_id ? [p.model_id] : [];
   const params = {
-    vendor: p.vendor_name ?? p.env_var ?? '',
+    // Named by the worker in English (it does not know the reader): shown in the reader's language.
+    vendor: p.vendor_name ? localizeTemplateName(p.vendor_name, lang) : (p.env_var ?? ''),
     masked: p.masked_key ?? '****',
     env: p.env_var ?? '',
     id: p.model_id,
@@ -147,4 +151,10 @@ export function keyNoticeText(lang: Lang, p: NotifyPayload, tz?: string): string
     default:
       return t(lang, p.outcome === 'quota_exceeded' ? 'notice.key_quota' : 'notice.key_invalid', params);
   }
+}
+
+/** A template's name in the reader's language; a vendor with no template as it is. */
+function vendorName(vendor: string, lang: Lang): string {
+  const tpl = getTemplate(vendor);
+  return tpl ? templateName(tpl, lang) : vendor;
 }

@@ -29,7 +29,7 @@ function pendingKey(reason: string | undefined): MessageKey {
 export function outcomeText(
   lang: Lang,
   outcome: string,
-  p: { model: { id: string; name: string }; masked?: string; message?: string; retryAfterMs?: number; reason?: string; status?: number },
+  p: { model: { id: string; name: string; credential_kind?: string }; masked?: string; message?: string; retryAfterMs?: number; reason?: string; status?: number },
 ): string {
   // kept_previous: a replacement key was not stored; the model still runs on the previous one.
   const kept = p.reason === 'kept_previous';
@@ -44,6 +44,8 @@ export function outcomeText(
           ? 'outcome.kept_previous'
           : outcome === 'quota_exceeded' && p.reason === 'not_kept'
             ? 'outcome.quota_not_kept'
+          : outcome === 'ok' && p.model.credential_kind === 'oauth_json'
+            ? 'outcome.ok_file'
           : (OUTCOMES as readonly string[]).includes(outcome)
             ? (`outcome.${outcome}` as MessageKey)
             : 'outcome.rejected';

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { ByokError } from '../errors.ts';
-import type { CustomModel } from '../registry/types.ts';
+import type { CustomModel } from '../registry/index.ts';
 import { Capabilities, Pricing, ThinkingRule, WireId } from '../vendors/template-schema.ts';
 
 /**

@@ -1,11 +1,11 @@
-import type { ChannelAdapter, InboundMessage, SentRef } from '../../channels/types.ts';
+import type { ChannelAdapter, InboundMessage, SentRef } from '../channel.ts';
 import { t, type Lang } from '../i18n/index.ts';
 import type { Logger } from '../log.ts';
 import type { ChannelRef } from '../queue/types.ts';
-import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../registry/types.ts';
-import type { Registry } from '../registry/registry.ts';
+import { MODEL_SELECTOR_PREFIX, type CustomModel, type Registry } from '../registry/index.ts';
 import { getWire } from '../vendors/wires/index.ts';
 import type { ChatMessage, Secrets, StreamEvent } from '../vendors/types.ts';
+import { VendorError } from '../vendors/errors.ts';
 import { outcomeText } from './outcomes.ts';
 import { CLI_NAMES, isLoginAgain, withModelCredentials, type CredentialStore, type CredentialVault } from '../credentials/index.ts';
 import { scrubWith } from '../secrets/scrub.ts';
@@ -105,7 +105,7 @@ export class Relay {
       const events = watchVendor(wire.stream(think.model, secrets, messages, { signal: controller.signal, thinking: think.thinking }), (ev) => ev.type === 'text' && !!ev.text, {
         idleTimeoutMs: this.deps.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
         typing: adapter.typing ? () => adapter.typing!(msg.chat) : undefined,
-        notice: () => send(t(lang, 'relay.still_waiting', { vendor: vendorLabel(model) })),
+        notice: () => send(t(lang, 'relay.still_waiting', { vendor: vendorLabel(model, lang) })),
         abort: () => controller.abort(),
       });
       const chunks = textChunks(events, (u) => (usage = u));
@@ -121,7 +121,7 @@ export class Relay {
       answer = isPlatform ? await this.withPlatformKey(model, run) : await this.withSecrets(target.owner, model, run);
     } catch (e) {
       if (e instanceof VendorIdleTimeout) {
-        await send(t(lang, 'relay.vendor_timeout', { vendor: vendorLabel(model), seconds: Math.round(e.idleMs / 1000) }));
+        await send(t(lang, 'relay.vendor_timeout', { vendor: vendorLabel(model, lang), seconds: Math.round(e.idleMs / 1000) }));
         this.deps.logger.warn({ outcome: 'vendor_idle_timeout', model: model.id, idle_ms: e.idleMs }, 'vendor call failed');
         return;
       }
@@ -166,7 +166,7 @@ export class Relay {
   private async withSecrets<T>(owner: string, model: CustomModel, fn: (s: Secrets, m: CustomModel) => Promise<T>): Promise<T> {
     const vault = this.deps.vault as RelayKeys & Partial<Pick<CredentialVault, 'put'>>;
     const r = await withModelCredentials({ vault, store: this.deps.store }, owner, model, (m, s) => fn(s, m));
-    if (r === undefined) throw Object.assign(new Error('key missing'), { outcome: 'invalid_key' });
+    if (r === undefined) throw new VendorError('invalid_key', 'key missing', { whatToDo: 'resubmit_key' });
     return r;
   }
 

@@ -1,6 +1,6 @@
 import type { Store } from '../store/types.ts';
 import type { ChatMessage } from '../vendors/types.ts';
-import type { ExampleDraft } from '../registry/parse-example.ts';
+import type { ExampleDraft } from '../registry/parse-example/index.ts';
 import type { Lang } from '../i18n/index.ts';
 
 /** Per-chat state: the chosen model, bounded history, and a pending multi-step action. */

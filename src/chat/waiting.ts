@@ -5,6 +5,8 @@
  */
 
 import { getTemplate } from '../vendors/templates.ts';
+import { templateName } from '../vendors/template-name.ts';
+import type { Lang } from '../i18n/index.ts';
 
 /** Thrown through the answer's stream when the vendor went quiet for `idleMs`. */
 export class VendorIdleTimeout extends Error {
@@ -97,13 +99,16 @@ export async function* watchVendor<T>(events: AsyncIterable<T>, isText: (ev: T) 
 }
 
 /** How the waiting messages name who is slow: the vendor, a custom endpoint's host, a platform model's name. */
-export function vendorLabel(model: { vendor: string; name: string; base_url?: string }): string {
+export function vendorLabel(model: { vendor: string; name: string; base_url?: string }, lang: Lang = 'en'): string {
   if (model.vendor === 'platform') return model.name;
   const tpl = getTemplate(model.vendor);
-  // "Qwen (Alibaba Cloud Model Studio / DashScope)" → "Qwen": a waiting line stays short.
+  // "Qwen (Alibaba Cloud Model Studio / DashScope)" → "Qwen" (通义千问（…） → 通义千问): a waiting line stays short.
   // A template without a base URL (openai-compatible, Azure, HF endpoints) is the user's own
   // endpoint: its host says who is slow, not "Any OpenAI-compatible endpoint".
-  if (tpl && tpl.base_url !== null) return tpl.name.replace(/\s*\(.*\)\s*$/, '') || tpl.name;
+  if (tpl && tpl.base_url !== null) {
+    const name = templateName(tpl, lang);
+    return name.replace(/\s*[(（].*[)）]\s*$/, '') || name;
+  }
   try {
     return model.base_url ? new URL(model.base_url).host : model.name;
   } catch {

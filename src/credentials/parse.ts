@@ -14,7 +14,7 @@ export const CREDENTIAL_FILE_PATHS: Record<OAuthProvider, string> = {
 /** A Google Cloud project id: 6–30 lowercase letters, digits, hyphens (legacy ids may carry a domain prefix). */
 const PROJECT_ID_RE = /^(?:[a-z0-9.-]{1,63}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 /** Qwen's resource_url: a host name (`portal.qwen.ai`), optionally with scheme, port and path. */
-const RESOURCE_URL_RE = /^(?:https?:\/\/)?[A-Za-z0-9.-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._~\/-]*)?$/;
+const RESOURCE_URL_RE = /^(?:https?:\/\/)?[A-Za-z0-9.-]+(?::\d{1,5})?(?:\/[A-Za-z0-9._~/-]*)?$/;
 
 function fail(key: 'cred.too_large' | 'cred.not_json' | 'cred.not_object' | 'cred.wrong_cli' | 'cred.missing_field' | 'cred.bad_field' | 'cred.bad_project', provider: OAuthProvider, params: Record<string, string>, message: string): never {
   throw new CredentialFileError(key, { cli: CLI_NAMES[provider], file: CREDENTIAL_FILE_PATHS[provider], ...params }, message);

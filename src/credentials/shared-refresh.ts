@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ByokError, isByokError } from '../errors.ts';
-import type { CustomModel } from '../registry/types.ts';
+import type { CustomModel } from '../registry/index.ts';
 import { recordVersion, VAULT_DOC, type KeyMeta, type PutOptions, type VaultDoc } from '../secrets/vault.ts';
 import type { Store } from '../store/types.ts';
 import { VendorError } from '../vendors/errors.ts';

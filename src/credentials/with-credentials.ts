@@ -1,5 +1,5 @@
 import { ByokError } from '../errors.ts';
-import type { CustomModel } from '../registry/types.ts';
+import type { CustomModel } from '../registry/index.ts';
 import { withModelSecrets, type KeyOpener } from '../secrets/model-secrets.ts';
 import { scrubProbe } from '../secrets/scrub.ts';
 import { isVendorError, VendorError } from '../vendors/errors.ts';

@@ -1,7 +1,6 @@
 import { Confirmations } from '../chat/confirmations.ts';
 import type { ChannelRef } from '../queue/types.ts';
-import type { Registry } from '../registry/registry.ts';
-import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../registry/types.ts';
+import { type Registry, MODEL_SELECTOR_PREFIX, type CustomModel } from '../registry/index.ts';
 import { ENV_VAR_RE, isExpired, readVaultMeta, type KeyHealthStatus, type KeyMeta, type Vault } from '../secrets/vault.ts';
 import type { Store } from '../store/types.ts';
 import { findTemplate, getTemplate, loadTemplates } from '../vendors/templates.ts';

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.ts';
-import { JOB_NOTIFY, UnrecoverableError, type JobContext, type JobRunner, type NotifyPayload, type ValidateKeyPayload } from '../queue/types.ts';
-import type { Registry } from '../registry/registry.ts';
+import { JOB_NOTIFY, UnrecoverableJobError, type JobContext, type JobRunner, type NotifyPayload, type ValidateKeyPayload } from '../queue/types.ts';
+import type { Registry } from '../registry/index.ts';
 import { maskKey } from '../secrets/mask.ts';
 import type { Vault } from '../secrets/vault.ts';
 import type { Submissions } from '../secure-input/submissions.ts';
@@ -8,7 +8,8 @@ import type { EnvInputRequests } from '../secure-input/tokens.ts';
 import { WHAT_TO_DO } from '../vendors/classify.ts';
 import type { ProbeResult, Secrets, VendorOutcome } from '../vendors/types.ts';
 import { getWire } from '../vendors/wires/index.ts';
-import { isByokError } from '../errors.ts';
+import { ByokError, isByokError } from '../errors.ts';
+import { isVendorError, VendorError, type FailureOutcome } from '../vendors/errors.ts';
 import { t as tr } from '../i18n/index.ts';
 import { scrubProbe } from '../secrets/scrub.ts';
 import { isCredentialFileError, parseCredentialFile, probeTokenSet, serializeTokenSet, type TokenSet } from '../credentials/index.ts';
@@ -65,19 +66,16 @@ export async function keepsPreviousKey(
   return got.ok && got.model.status === 'active' && (await deps.vault.has(workspace, got.model.api_key_env));
 }
 
-/** A transient vendor failure: the runner retries it with backoff. */
-export class TransientVendorError extends Error {
-  constructor(
-    readonly outcome: VendorOutcome,
-    readonly retryAfterMs?: number,
-    /** The vendor's HTTP status, when it answered. */
-    readonly status?: number,
-    /** The classified, key-free vendor message. */
-    readonly detail?: string,
-  ) {
-    super(`vendor answered ${outcome}${status ? ` (HTTP ${status})` : ''}`);
-    this.name = 'TransientVendorError';
-  }
+/**
+ * A transient vendor answer as the VendorError the runner retries with backoff (after its
+ * `retryAfterMs` when the vendor gave one). The message is the classified, key-free one.
+ */
+function transientError(result: ProbeResult & { outcome: FailureOutcome }): VendorError {
+  return new VendorError(result.outcome, result.message ?? `vendor answered ${result.outcome}`, {
+    status: result.status,
+    retryAfterMs: result.retryAfterMs,
+    whatToDo: WHAT_TO_DO[result.outcome],
+  });
 }
 
 /**
@@ -103,7 +101,7 @@ export function validateKeyHandler(deps: ValidateDeps) {
     if (!got.ok || got.model.status === 'removed') {
       await deps.submissions.remove(workspace, submission_id);
       await deps.requests.setStatus(sub.token_hash, { code: 'not_found', message: 'The model was removed before the key was checked.', what_to_do: 'none' });
-      throw new UnrecoverableError('model not found');
+      throw new UnrecoverableJobError('model not found', 'not_found');
     }
     // ── issue 11, credential choice: a Bedrock API key sent for a key-pair model (or a pair for
     // a bearer model) is probed as that credential; the model switches to it once accepted.
@@ -124,7 +122,7 @@ export function validateKeyHandler(deps: ValidateDeps) {
       // process that has the key; the runner retries.
       if (isByokError(e) && e.code === 'master_key_unavailable') {
         deps.logger.warn({ workspace, submission_id, key_id: sub.key_id, kid: e.details?.kid }, 'validate-key: this process lacks the master key of the form key pair; the submission stays pending for a process that has it (set the same BYOK_MASTER_KEY on every process)');
-        throw new Error(`master key ${String(e.details?.kid)} unavailable in this process; submission left pending`);
+        throw new ByokError('master_key_unavailable', `master key ${String(e.details?.kid)} unavailable in this process; submission left pending`, { kid: e.details?.kid });
       }
       // Only a definite answer about the box itself is final; a store hiccup is retried, so
       // a key is never lost to an infrastructure error.
@@ -137,7 +135,7 @@ export function validateKeyHandler(deps: ValidateDeps) {
         kept,
         detail: { key: e.code === 'stale_key_id' ? 'err.form_error.stale' : 'err.form_error.unreadable' },
       });
-      throw new UnrecoverableError('sealed box did not open');
+      throw new UnrecoverableJobError('sealed box did not open', e.code);
     }
 
     // An OAuth credentials file is checked before the vendor is asked: a file of the wrong
@@ -145,7 +143,7 @@ export function validateKeyHandler(deps: ValidateDeps) {
     let tokenSet: TokenSet | undefined;
     if (kind === 'oauth_json') {
       try {
-        if (!model.oauth) throw new UnrecoverableError(`model ${model.id} takes an OAuth file but has no oauth settings`);
+        if (!model.oauth) throw new UnrecoverableJobError(`model ${model.id} takes an OAuth file but has no oauth settings`, 'config');
         const text = new TextDecoder().decode(secrets[model.api_key_env] ?? new Uint8Array());
         tokenSet = parseCredentialFile(model.oauth.provider, text, { projectId: sub.project_id });
       } catch (e) {
@@ -155,7 +153,7 @@ export function validateKeyHandler(deps: ValidateDeps) {
         if (kept) await deps.registry.record_key_attempt(workspace, model.id, { outcome: 'form_error' });
         else if (model.status === 'validating') await deps.registry.set_status(workspace, model.id, 'pending_key');
         await finish('form_error', tr(sub.lang ?? 'en', e.key, e.params), undefined, { kept, detail: { key: e.key, params: e.params } });
-        throw new UnrecoverableError(`credential file refused: ${e.message}`);
+        throw new UnrecoverableJobError(`credential file refused: ${e.message}`, 'invalid_input');
       }
     }
 
@@ -218,14 +216,14 @@ export function validateKeyHandler(deps: ValidateDeps) {
       else await deps.registry.set_status(workspace, model.id, result.outcome === 'invalid_model' ? 'model_problem' : 'key_error', { code: result.outcome, message: result.message ?? result.outcome });
       // A mistyped key: the page may offer the form again (a fresh link, see EnvInputRequests.retryFor).
       await finish(result.outcome, result.message, undefined, { kept, retry: result.outcome === 'invalid_key' });
-      throw new UnrecoverableError(`vendor answered ${result.outcome}`);
+      throw new UnrecoverableJobError(`vendor answered ${result.outcome}`, result.outcome);
     }
-    const transient = new TransientVendorError(result.outcome, result.retryAfterMs, result.status, result.message);
+    const transient = transientError({ ...result, outcome: result.outcome as FailureOutcome });
     // Out of time (or the vendor asks us to wait past it): stop retrying and say so now.
     const left = deadline - Date.now();
     if (left < MIN_RETRY_LEFT_MS || (result.retryAfterMs ?? 0) >= left) {
       await giveUp(job, transient);
-      throw new UnrecoverableError(`validation budget spent: ${transient.message}`);
+      throw new UnrecoverableJobError(`validation budget spent: vendor answered ${result.outcome}${result.status ? ` (HTTP ${result.status})` : ''}`, transient.outcome);
     }
     throw transient;
 
@@ -288,7 +286,7 @@ export function validateKeyFinalFailure(deps: ValidateDeps) {
   return async (job: ValidateKeyPayload, err: unknown): Promise<void> => {
     const sub = await deps.submissions.get(job.workspace, job.submission_id);
     if (!sub) return;
-    const t = err instanceof TransientVendorError ? err : undefined;
+    const t = isVendorError(err) ? err : undefined;
     // What the vendor said last: a 429 or a 5xx is an answer, not "could not be reached".
     const reason = t?.outcome === 'rate_limited' || t?.outcome === 'vendor_unavailable' ? t.outcome : 'unreachable';
     const said = pendingMessage(reason, t);
@@ -320,13 +318,13 @@ export function validateKeyFinalFailure(deps: ValidateDeps) {
 }
 
 /** A short, key-free account of the vendor's last answer, for the form and the registry. */
-function pendingMessage(reason: 'rate_limited' | 'vendor_unavailable' | 'unreachable', t?: TransientVendorError): string {
+function pendingMessage(reason: 'rate_limited' | 'vendor_unavailable' | 'unreachable', t?: VendorError): string {
   if (reason === 'rate_limited') {
     const after = t?.retryAfterMs ? `; it asks to retry after ${Math.max(1, Math.ceil(t.retryAfterMs / 1000))} s` : '';
     return `the vendor answered HTTP ${t?.status ?? 429} (rate limited)${after}`;
   }
   if (reason === 'vendor_unavailable') return `the vendor answered${t?.status ? ` HTTP ${t.status}` : ''} (unavailable or overloaded)`;
-  return `the vendor could not be reached (${t?.detail ?? 'no answer'})`;
+  return `the vendor could not be reached (${t?.message ?? 'no answer'})`;
 }
 
 /** An OAuth file's try (refresh when needed + probe), cut after `ms` like probeWithin. */

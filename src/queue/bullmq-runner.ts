@@ -1,11 +1,11 @@
-import { Queue, Worker, type Job, type JobsOptions } from 'bullmq';
+import { Queue, UnrecoverableError, Worker, type Job, type JobsOptions } from 'bullmq';
 import type { RedisOptions } from 'ioredis';
 import { ByokError } from '../errors.ts';
 import { clientFromSpec, closeRedis, duplicateRedis, isCluster, isClusterUrl, isRedisClient, type RedisClient } from '../redis.ts';
+import { isUnrecoverable, UnrecoverableJobError } from './errors.ts';
 import {
   assertJobId,
   checkRetry,
-  isUnrecoverable,
   retryDelay,
   toError,
   type FinalFailure,
@@ -13,7 +13,7 @@ import {
   type HookedJobRunner,
   type RunnerLogger,
 } from './inprocess-runner.ts';
-import { DEFAULT_RETRY, UnrecoverableError, type JobHandler, type RetryPolicy, type ScheduleOptions } from './types.ts';
+import { DEFAULT_RETRY, type JobHandler, type RetryPolicy, type ScheduleOptions } from './types.ts';
 
 export interface BullMQRunnerOptions {
   /**
@@ -51,7 +51,8 @@ const CAPPED = 'capped-exponential-';
  * - Retries: `attempts` + capped exponential backoff (delay = retry.backoffMs), through a
  *   custom strategy named after the cap, so that `maxBackoffMs` holds even for workers
  *   started with another policy and a vendor's Retry-After stretches the wait (retryDelay).
- * - `UnrecoverableError` fails a job at once, without burning retries (BullMQ's rule).
+ * - `UnrecoverableJobError` fails a job at once, without burning retries: it reaches BullMQ
+ *   as BullMQ's own UnrecoverableError, and the final-failure hook gets ours back (its cause).
  * - `removeOnComplete` / `removeOnFail`: nothing of a finished job stays in Redis.
  *   Handler return values are dropped (the worker returns null) so they never reach the
  *   job hash or the events stream either.
@@ -62,7 +63,7 @@ export class BullMQRunner implements HookedJobRunner {
   readonly kind = 'bullmq' as const;
   readonly queueName: string;
   readonly bullPrefix: string;
-  private readonly handlers = new Map<string, JobHandler<any>>();
+  private readonly handlers = new Map<string, JobHandler<unknown>>();
   private readonly finalHooks: FinalFailureHandler[] = [];
   private readonly hooksInFlight = new Set<Promise<void>>();
   /** Job objects this process is running or settling (identity is unique per attempt). */
@@ -95,7 +96,7 @@ export class BullMQRunner implements HookedJobRunner {
   }
 
   register<T>(name: string, handler: JobHandler<T>): void {
-    this.handlers.set(name, handler as JobHandler<any>);
+    this.handlers.set(name, handler as JobHandler<unknown>);
   }
 
   onFinalFailure(handler: FinalFailureHandler): void {
@@ -114,6 +115,8 @@ export class BullMQRunner implements HookedJobRunner {
     // With an existing (pending) id BullMQ returns that job and adds nothing.
     if (opts.jobId !== undefined) jobOpts.jobId = opts.jobId;
     if (opts.delayMs && opts.delayMs > 0) jobOpts.delay = opts.delayMs;
+    // bullmq's Queue is untyped here (one queue carries several job names): its data is `any`.
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const job = await this.queue.add(name, data as any, jobOpts);
     return job.id!;
   }
@@ -138,6 +141,7 @@ export class BullMQRunner implements HookedJobRunner {
     await this.queue.upsertJobScheduler(
       name,
       { every, startDate: Date.now() + Math.max(0, opts.firstDelayMs ?? every) + jitter },
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the scheduler's template data (see add above)
       { name, data: (opts.data ?? {}) as any, opts: { attempts: 1, removeOnComplete: true, removeOnFail: true } },
     );
   }
@@ -180,9 +184,11 @@ export class BullMQRunner implements HookedJobRunner {
     this.localActive.add(job);
     try {
       const handler = this.handlers.get(job.name);
-      if (!handler) throw new UnrecoverableError(`no handler registered for job "${job.name}"`);
+      if (!handler) throw new UnrecoverableJobError(`no handler registered for job "${job.name}"`, 'internal');
       await handler(job.data, { attempt: job.attemptsMade + 1, maxAttempts: job.opts.attempts ?? 1, jobId: id });
       return null;
+    } catch (e) {
+      throw toBullMQ(e);
     } finally {
       // Normally cleared by the completed/failed event; this covers a lost lock, where
       // BullMQ emits neither, so drain() cannot hang on it.
@@ -195,7 +201,7 @@ export class BullMQRunner implements HookedJobRunner {
   }
 
   private onFailed(job: Job, e: Error): void {
-    const err = toError(e);
+    const err = fromBullMQ(toError(e));
     const unrecoverable = isUnrecoverable(err);
     const maxAttempts = job.opts.attempts ?? 1;
     // 'failed' fires after every failed attempt; only the last one (or a definite answer) is final.
@@ -243,6 +249,20 @@ export class BullMQRunner implements HookedJobRunner {
   }
 }
 
+/** Our definite failure in the form BullMQ recognises; the original rides along as its cause. */
+function toBullMQ(e: unknown): unknown {
+  if (!(e instanceof UnrecoverableJobError)) return e;
+  const mapped = new UnrecoverableError(e.message);
+  (mapped as Error & { cause?: unknown }).cause = e;
+  return mapped;
+}
+
+/** Back from BullMQ: the final-failure hook sees the handler's own error, as in process. */
+function fromBullMQ(e: Error): Error {
+  const cause = (e as Error & { cause?: unknown }).cause;
+  return e instanceof UnrecoverableError && cause instanceof UnrecoverableJobError ? cause : e;
+}
+
 function onCluster(connection: BullMQRunnerOptions['connection']): boolean {
   if (typeof connection === 'string') return isClusterUrl(connection);
   return isRedisClient(connection) && isCluster(connection);
@@ -260,7 +280,8 @@ export function backoffFor(retry: RetryPolicy): JobsOptions['backoff'] {
 }
 
 function cappedBackoff(attemptsMade: number, type?: string, err?: Error, job?: { opts: JobsOptions }): number {
-  if (!type?.startsWith(CAPPED)) throw new Error(`unknown backoff strategy ${type}`);
+  // A job queued by a process with another backoff scheme (a mixed deployment): say which.
+  if (!type?.startsWith(CAPPED)) throw new ByokError('config', `unknown backoff strategy ${type}`);
   const cap = Number(type.slice(CAPPED.length));
   const backoff = job?.opts.backoff;
   const base = typeof backoff === 'object' ? (backoff.delay ?? 0) : Number(backoff ?? 0);

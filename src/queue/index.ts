@@ -1,10 +1,10 @@
 import type { Config } from '../config.ts';
-import { BullMQRunner } from './bullmq-runner.ts';
 import { InProcessRunner, type HookedJobRunner, type RunnerLogger } from './inprocess-runner.ts';
 import { NotifyQueues } from './notify-queues.ts';
 import { DEFAULT_RETRY, type RetryPolicy } from './types.ts';
 
-export { BullMQRunner, type BullMQRunnerOptions } from './bullmq-runner.ts';
+// Type only: the runner itself (and with it bullmq) is loaded by createRunner when REDIS_URL is set.
+export type { BullMQRunner, BullMQRunnerOptions } from './bullmq-runner.ts';
 export {
   InProcessRunner,
   isUnrecoverable,
@@ -38,34 +38,47 @@ export interface CreateRunnerOptions {
 
 /**
  * BullMQ on Redis when `REDIS_URL` is set (producers and `npm run worker` processes share
- * the queue), else the in-process runner. Same handlers, same retry policy.
+ * the queue), else the in-process runner. Same handlers, same retry policy. Async because
+ * the BullMQ runner (and bullmq, ioredis) is imported only then: embedded mode never loads it.
  */
-export function createRunner(
+export async function createRunner(
   config: Pick<Config, 'redisUrl' | 'redisPrefix'> & { jobLockMs?: number },
   opts: CreateRunnerOptions = {},
-): HookedJobRunner {
-  const retry = opts.retry ?? DEFAULT_RETRY;
-  if (config.redisUrl) {
-    const lock = config.jobLockMs || DEFAULT_JOB_LOCK_MS;
-    return new BullMQRunner({
-      connection: config.redisUrl,
-      prefix: config.redisPrefix,
-      queueName: opts.queueName,
-      retry,
-      concurrency: opts.concurrency,
-      lockDuration: opts.lockDuration ?? lock,
-      // A stalled job is moved on the second check after its lock expired: check twice per lock period.
-      stalledInterval: opts.stalledInterval ?? Math.max(500, Math.round(lock / 2)),
-      logger: opts.logger,
-    });
-  }
-  return new InProcessRunner({ retry, concurrency: opts.concurrency, logger: opts.logger });
+): Promise<HookedJobRunner> {
+  return (await runnerFactory(config, opts))(opts.queueName);
 }
 
 /** Notices, one queue per channel (see NotifyQueues); same runner kind and options as createRunner. */
-export function createNotifyQueues(
+export async function createNotifyQueues(
   config: Pick<Config, 'redisUrl' | 'redisPrefix'> & { jobLockMs?: number },
   opts: Omit<CreateRunnerOptions, 'queueName'> = {},
-): NotifyQueues {
-  return new NotifyQueues(config.redisUrl ? 'bullmq' : 'inprocess', (queueName) => createRunner(config, { ...opts, queueName }));
+): Promise<NotifyQueues> {
+  // The runner module is loaded once here: a channel's queue is then made on its first notice.
+  const make = await runnerFactory(config, opts);
+  return new NotifyQueues(config.redisUrl ? 'bullmq' : 'inprocess', (queueName) => make(queueName));
+}
+
+async function runnerFactory(
+  config: Pick<Config, 'redisUrl' | 'redisPrefix'> & { jobLockMs?: number },
+  opts: Omit<CreateRunnerOptions, 'queueName'>,
+): Promise<(queueName?: string) => HookedJobRunner> {
+  const retry = opts.retry ?? DEFAULT_RETRY;
+  const url = config.redisUrl;
+  if (url) {
+    const { BullMQRunner } = await import('./bullmq-runner.ts');
+    const lock = config.jobLockMs || DEFAULT_JOB_LOCK_MS;
+    return (queueName) =>
+      new BullMQRunner({
+        connection: url,
+        prefix: config.redisPrefix,
+        queueName,
+        retry,
+        concurrency: opts.concurrency,
+        lockDuration: opts.lockDuration ?? lock,
+        // A stalled job is moved on the second check after its lock expired: check twice per lock period.
+        stalledInterval: opts.stalledInterval ?? Math.max(500, Math.round(lock / 2)),
+        logger: opts.logger,
+      });
+  }
+  return () => new InProcessRunner({ retry, concurrency: opts.concurrency, logger: opts.logger });
 }

@@ -1,20 +1,21 @@
 import { ByokError } from '../errors.ts';
-import { DEFAULT_RETRY, UnrecoverableError, type JobContext, type JobHandler, type JobRunner, type RetryPolicy, type ScheduleOptions } from './types.ts';
+import { isUnrecoverable, UnrecoverableJobError } from './errors.ts';
+import { DEFAULT_RETRY, type JobContext, type JobHandler, type JobRunner, type RetryPolicy, type ScheduleOptions } from './types.ts';
 
 /** What the final-failure hook learns: the job, its last error, and how many tries it had. */
 export interface FinalFailure<T = unknown> {
   name: string;
   data: T;
   jobId: string;
-  /** Attempts made (1 when the handler threw UnrecoverableError on the first try). */
+  /** Attempts made (1 when the handler threw UnrecoverableJobError on the first try). */
   attempts: number;
   maxAttempts: number;
   error: Error;
-  /** True when the handler gave a definite answer (UnrecoverableError) rather than running out of tries. */
+  /** True when the handler gave a definite answer (UnrecoverableJobError) rather than running out of tries. */
   unrecoverable: boolean;
 }
 
-/** Runs after the last attempt failed (or an UnrecoverableError), once per job. */
+/** Runs after the last attempt failed (or an UnrecoverableJobError), once per job. */
 export type FinalFailureHandler = (failure: FinalFailure) => void | Promise<void>;
 
 /** Both runners: the JobRunner contract plus the final-failure hook and drain. */
@@ -28,9 +29,7 @@ export interface RunnerLogger {
   error(obj: unknown, msg?: string): void;
 }
 
-export function isUnrecoverable(err: unknown): boolean {
-  return err instanceof UnrecoverableError || (err instanceof Error && err.name === 'UnrecoverableError');
-}
+export { isUnrecoverable };
 
 /** Delay before retry number `failedAttempts` (1-based): base·2^(n-1), capped. Same formula as BullMQ's exponential. */
 export function backoffDelay(retry: RetryPolicy, failedAttempts: number): number {
@@ -90,7 +89,7 @@ interface PendingJob {
  */
 export class InProcessRunner implements HookedJobRunner {
   readonly kind = 'inprocess' as const;
-  private readonly handlers = new Map<string, JobHandler<any>>();
+  private readonly handlers = new Map<string, JobHandler<unknown>>();
   private readonly finalHooks: FinalFailureHandler[] = [];
   private readonly jobs = new Map<string, PendingJob>();
   private readonly ready: PendingJob[] = [];
@@ -113,7 +112,7 @@ export class InProcessRunner implements HookedJobRunner {
   }
 
   register<T>(name: string, handler: JobHandler<T>): void {
-    this.handlers.set(name, handler as JobHandler<any>);
+    this.handlers.set(name, handler as JobHandler<unknown>);
   }
 
   onFinalFailure(handler: FinalFailureHandler): void {
@@ -212,7 +211,7 @@ export class InProcessRunner implements HookedJobRunner {
     const ctx: JobContext = { attempt: job.failed + 1, maxAttempts: this.retry.attempts, jobId: job.id };
     try {
       const handler = this.handlers.get(job.name);
-      if (!handler) throw new UnrecoverableError(`no handler registered for job "${job.name}"`);
+      if (!handler) throw new UnrecoverableJobError(`no handler registered for job "${job.name}"`, 'internal');
       await handler(job.data, ctx);
       this.jobs.delete(job.id);
     } catch (e) {

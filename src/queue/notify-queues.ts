@@ -20,7 +20,7 @@ export function notifyQueueName(channel: string): string {
  */
 export class NotifyQueues implements HookedJobRunner {
   private readonly runners = new Map<string, HookedJobRunner>();
-  private readonly handlers: Array<[string, JobHandler<any>]> = [];
+  private readonly handlers: Array<[string, JobHandler<unknown>]> = [];
   private readonly hooks: FinalFailureHandler[] = [];
   private readonly served = new Set<string>();
   private started = false;
@@ -33,7 +33,7 @@ export class NotifyQueues implements HookedJobRunner {
   ) {}
 
   register<T>(name: string, handler: JobHandler<T>): void {
-    this.handlers.push([name, handler as JobHandler<any>]);
+    this.handlers.push([name, handler as JobHandler<unknown>]);
     for (const r of this.runners.values()) r.register(name, handler);
   }
 

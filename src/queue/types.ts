@@ -1,10 +1,11 @@
 /**
  * One job-runner interface, two implementations: BullMQ on Redis (`REDIS_URL`) and an
  * in-process runner (embedded default). Same handlers, same retry policy.
- * A handler throws `UnrecoverableError` (re-exported from bullmq) for a definite failure
- * that must not be retried; any other error is retried with backoff until attempts run out.
+ * A handler throws `UnrecoverableJobError` (./errors.ts) for a definite failure that must
+ * not be retried; any other error is retried with backoff until attempts run out.
+ * Nothing here loads bullmq: only the BullMQ runner does.
  */
-export { UnrecoverableError } from 'bullmq';
+export { UnrecoverableJobError } from './errors.ts';
 
 export const JOB_VALIDATE_KEY = 'validate-key';
 export const JOB_NOTIFY = 'notify';

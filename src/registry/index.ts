@@ -1,9 +1,8 @@
+/** The registry's public surface: production code imports from here, never from its parts. */
+export { createRegistry } from './registry.ts';
 export {
-  createRegistry,
   envKeySource,
   selectorOf,
-  checkBaseUrl,
-  looksLikeKey,
   MODELS_DOC,
   DEFAULT_MAX_TOKENS,
   MAX_TOKENS_LIMIT,
@@ -19,7 +18,10 @@ export {
   type VendorModel,
   type VendorModels,
   type ModelsDoc,
-} from './registry.ts';
+} from './contract.ts';
+export { addArgsFromDraft, checkBaseUrl, looksLikeKey } from './validation.ts';
+export { hostKeyName, keyFamily } from './key-hosts.ts';
+export { reasoningParamOf, withReasoningParam } from './reasoning-param.ts';
 export { slugify, idBase, nameKey, newModelId, envVarFromHost, MODEL_ID_RE } from './slug.ts';
 export { MODEL_SELECTOR_PREFIX, type CustomModel, type ModelStatus } from './types.ts';
 export { parseExample, type ExampleDraft } from './parse-example.ts';

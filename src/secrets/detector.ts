@@ -105,17 +105,11 @@ function isWordCh(c: number): boolean {
 function isHexLower(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 97 && c <= 102);
 }
-function isUpperOrDigit(c: number): boolean {
-  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90);
-}
 /** generic secret charset: [A-Za-z0-9_\-+/=.~!@#$%^*], as a table: it runs on every character after each key-ish word */
 const GEN_CH = new Uint8Array(128);
 for (let c = 0; c < 128; c++) GEN_CH[c] = isTok(c) || '+/=.~!@#$%^*'.includes(String.fromCharCode(c)) ? 1 : 0;
 function isGenCh(c: number): boolean {
   return c < 128 && GEN_CH[c] === 1;
-}
-function isSlackHookCh(c: number): boolean {
-  return isTok(c) || c === 47 || c === 43;
 }
 
 export { shannonEntropy };

@@ -3,8 +3,8 @@
  *
  * Four places need to know what a key looks like, each for its own purpose:
  *  - the chat guard (secrets/detector.ts) refuses a message that carries one;
- *  - the registry (registry/registry.ts) refuses key-like values in names, headers, URLs ...;
- *  - parse-example (registry/parse-example.ts) drops keys from pasted examples;
+ *  - the registry (registry/key-like.ts) refuses key-like values in names, headers, URLs ...;
+ *  - parse-example (registry/parse-example/) drops keys from pasted examples;
  *  - vendor error classification (vendors/classify.ts) redacts keys vendors echo back.
  * They used to keep four lists that disagreed (a key kind added to one was missed by another).
  * Now each derives what it needs from this table: the guard builds its prefix rules and its scan

@@ -1,5 +1,5 @@
 import { ByokError } from '../errors.ts';
-import type { CustomModel } from '../registry/types.ts';
+import type { CustomModel } from '../registry/index.ts';
 import type { Secrets } from '../vendors/types.ts';
 
 /** What is needed to open keys: the vault's scoped, wiping accessor. */

@@ -1,4 +1,4 @@
-import type { CustomModel } from '../registry/types.ts';
+import type { CustomModel } from '../registry/index.ts';
 import type { CredentialKind, Template } from '../vendors/template-schema.ts';
 import { getTemplate } from '../vendors/templates.ts';
 

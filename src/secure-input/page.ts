@@ -56,11 +56,13 @@ const EXTRA: Record<Lang, Record<string, string>> = {
     project_hint: 'Only if your account needs one (Workspace or paid Gemini Code Assist). Not secret.',
     bad_project: 'This is not a Google Cloud project ID: 6–30 lowercase letters, digits or hyphens, starting with a letter.',
     keep_label: 'Keep this key',
+    keep_label_file: 'Keep this login',
     keep_1: '1 day',
     keep_7: '7 days',
     keep_30: '30 days',
     keep_never: 'Never expires',
     keep_hint: 'After this the key is deleted and the bot asks for a new one.',
+    keep_hint_file: 'After this the stored login is deleted and the bot asks for a new credentials file.',
   },
   zh: {
     heading: '添加你的 {vendor} 密钥',
@@ -104,11 +106,13 @@ const EXTRA: Record<Lang, Record<string, string>> = {
     project_hint: '仅当你的账号需要时填写（Workspace 账号或付费版 Gemini Code Assist）。此项不是机密。',
     bad_project: '这不是有效的 Google Cloud 项目 ID：需为 6–30 个小写字母、数字或连字符，并以字母开头。',
     keep_label: '密钥保留时间',
+    keep_label_file: '登录凭证保留时间',
     keep_1: '1 天',
     keep_7: '7 天',
     keep_30: '30 天',
     keep_never: '永不过期',
     keep_hint: '到期后密钥会被删除，机器人会请你重新提供。',
+    keep_hint_file: '到期后保存的登录凭证会被删除，机器人会请你重新提供凭证文件。',
   },
 };
 
@@ -160,10 +164,10 @@ ${body}
 }
 
 /** The messages form.js needs, in the page's language. */
-function clientMessages(lang: Lang): Record<string, string> {
+function clientMessages(lang: Lang, isFile: boolean): Record<string, string> {
   return {
-    pending: t(lang, 'form.pending'),
-    ok: t(lang, 'form.ok'),
+    pending: t(lang, isFile ? 'form.pending_file' : 'form.pending'),
+    ok: t(lang, isFile ? 'form.ok_file' : 'form.ok'),
     error: t(lang, 'form.error'),
     reload: t(lang, 'form.reload'),
     empty: t(lang, 'form.empty'),
@@ -255,11 +259,13 @@ function extraFields(lang: Lang, form: CredentialForm): string {
 </div>
 `
     : '';
+  // A credentials file is a login (the CLI's), not a key: say so where the user keeps it.
+  const file = form.options[0]?.kind === 'oauth_json' ? '_file' : '';
   const days = ['1', '7', '30'].map((d) => `<option value="${d}">${escapeHtml(x(lang, `keep_${d}`))}</option>`).join('');
   return `${project}<div class="field">
-<label for="keep">${escapeHtml(x(lang, 'keep_label'))}</label>
+<label for="keep">${escapeHtml(x(lang, `keep_label${file}`))}</label>
 <select id="keep" aria-describedby="keep-hint">${days}<option value="never" selected>${escapeHtml(x(lang, 'keep_never'))}</option></select>
-<p id="keep-hint" class="hint muted">${escapeHtml(x(lang, 'keep_hint'))}</p>
+<p id="keep-hint" class="hint muted">${escapeHtml(x(lang, `keep_hint${file}`))}</p>
 </div>`;
 }
 
@@ -312,7 +318,7 @@ ${fields}
     ` data-key-id="${escapeHtml(keyId)}"` +
     ` data-expires-at="${escapeHtml(record.expires_at)}"` +
     ` data-lang="${lang}"` +
-    ` data-messages="${escapeHtml(JSON.stringify(clientMessages(lang)))}"`;
+    ` data-messages="${escapeHtml(JSON.stringify(clientMessages(lang, isFile)))}"`;
   return shell(lang, `${t(lang, isFile ? 'form.title_file' : 'form.title')} · ${record.vendor_name}`, body, attrs);
 }
 

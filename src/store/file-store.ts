@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import lockfile from 'proper-lockfile';
 import YAML from 'yaml';
 import { ByokError } from '../errors.ts';
 import { workspaceDirName, workspaceFromDirName } from '../workspace.ts';
@@ -9,7 +10,7 @@ import { bucketStep, checkBucket, isValidWorkspace, SYSTEM_SCOPE, type Store, ty
 
 /** Documents kept as YAML for people to read; everything else as JSON. */
 const YAML_DOCS = new Set(['custom_models']);
-/** A lock file not refreshed for this long belongs to a crashed holder (holders refresh it every third of it). */
+/** A lock not refreshed for this long belongs to a crashed holder (holders refresh it every third of it; proper-lockfile's floor is 2 s). */
 const LOCK_STALE_MS = 10_000;
 /** Parsed YAML documents kept by their exact text (YAML parsing costs ~0.3 ms a document). */
 const PARSE_CACHE_MAX = 2_000;
@@ -17,7 +18,8 @@ const PARSE_CACHE_MAX = 2_000;
 /**
  * Embedded store: one folder per workspace under `<dataDir>/workspaces/`, each document a
  * file written atomically (temp file + rename) under a per-scope lock. The lock is an
- * in-process queue plus a lock file, so the CLI and a running bot can share a data dir.
+ * in-process queue plus a proper-lockfile lock directory, so the CLI and a running bot can
+ * share a data dir.
  *
  * Cost notes. Every `fs/promises` call is a round trip through libuv's thread pool, which
  * costs far more than the syscall behind it for the small metadata operations here (creating
@@ -278,91 +280,121 @@ export class FileStore implements Store {
   }
 
   /**
-   * The cross-process lock: a lock file holding its owner's token. The holder refreshes its
-   * mtime (heartbeat) while `fn` runs, so a slow writer keeps it; a file not refreshed for
-   * `lockStaleMs` belongs to a crashed holder and is taken over. Removal (release or
-   * takeover) only ever removes the file it meant to: see removeLockIf.
+   * The cross-process lock, by proper-lockfile: a `.lock` directory in the workspace folder
+   * (mkdir is atomic), its mtime refreshed while `fn` runs (so a slow writer keeps it), taken
+   * over once not refreshed for `lockStaleMs` (a crashed holder). Waiting is ours: short
+   * polls until a deadline, as before.
    */
   private async withFileLock<R>(scope: string, fn: () => Promise<R>): Promise<R> {
     const dir = this.scopeDir(scope);
-    const lock = path.join(dir, '.lock');
-    const token = `${process.pid}.${randomBytes(8).toString('hex')}`;
+    const lock = new DirLock(dir, path.join(dir, '.lock'), this.lockStaleMs);
     const deadline = Date.now() + Math.max(30_000, 3 * this.lockStaleMs);
-    for (let wait = 2; ; wait = Math.min(wait * 2, 50)) {
-      if (tryCreateLock(dir, lock, token)) break;
-      const held = readLock(lock);
-      // A crashed holder leaves the file behind; take over once it is clearly stale.
-      if (held && Date.now() - held.mtimeMs > this.lockStaleMs) removeLockIf(lock, (t, m) => t === held.token && Date.now() - m > this.lockStaleMs);
+    for (let wait = 2; !lock.tryAcquire(); wait = Math.min(wait * 2, 50)) {
       if (Date.now() > deadline) throw new ByokError('internal', `workspace ${scope} is locked`);
       await new Promise((r) => setTimeout(r, wait));
     }
-    const heartbeat = setInterval(() => {
-      try {
-        if (readLock(lock)?.token === token) {
-          const now = new Date();
-          fsSync.utimesSync(lock, now, now);
-        }
-      } catch {
-        /* gone: the release below finds it is not ours */
-      }
-    }, Math.max(10, Math.floor(this.lockStaleMs / 3)));
-    heartbeat.unref();
     try {
       return await fn();
     } finally {
-      clearInterval(heartbeat);
-      removeLockIf(lock, (t) => t === token);
+      lock.release();
     }
-  }
-}
-
-/** Creates the lock file exclusively with our token; false when another holder has it. Creates the folder when missing. */
-function tryCreateLock(dir: string, lock: string, token: string): boolean {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      fsSync.writeFileSync(lock, token, { flag: 'wx', mode: 0o600 });
-      return true;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') return false;
-      if (code !== 'ENOENT' || attempt > 0) throw e;
-      fsSync.mkdirSync(dir, { recursive: true, mode: 0o700 });
-    }
-  }
-}
-
-function readLock(lock: string): { token: string; mtimeMs: number } | undefined {
-  try {
-    const st = fsSync.statSync(lock);
-    return { token: fsSync.readFileSync(lock, 'utf8'), mtimeMs: st.mtimeMs };
-  } catch {
-    return undefined;
   }
 }
 
 /**
- * Removes the lock file only if it is the one we mean (`wanted(token, mtime)`): it is first
- * renamed aside (atomic: of two removers one gets it), inspected there, and deleted, or put
- * back with link (which never overwrites a lock created meanwhile) when it was not ours.
- * So a holder that lost its lock never deletes the new holder's, and two processes taking
- * over the same stale lock do not delete each other's fresh one.
+ * One acquisition of a workspace lock. proper-lockfile refreshes the lock (heartbeat), takes
+ * over stale ones, and refuses to release a lock its heartbeat found taken over. The gap
+ * between two heartbeats is closed here: before releasing, the lock must still be the
+ * directory we created (same inode and birth time) with the mtime our heartbeat last wrote
+ * (recorded through the fs proper-lockfile is given). Otherwise it is someone else's now and
+ * is left alone (the heartbeat then marks ours compromised). The mtime alone cannot tell:
+ * proper-lockfile stamps a new lock with the next whole second + 5 ms, the same for every
+ * lock made within one second.
  */
-function removeLockIf(lock: string, wanted: (token: string, mtimeMs: number) => boolean): void {
-  const aside = `${lock}.${process.pid}.${randomBytes(6).toString('hex')}.old`;
-  try {
-    fsSync.renameSync(lock, aside);
-  } catch {
-    return; // already gone
+class DirLock {
+  private releaseFn?: () => void;
+  private lastMtimeMs?: number;
+  private identity?: string;
+  private compromised = false;
+  private readonly fs: typeof fsSync;
+
+  constructor(
+    private readonly dir: string,
+    private readonly lockPath: string,
+    private readonly staleMs: number,
+  ) {
+    // The fs methods below are handed to proper-lockfile, which calls them unbound.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    // Handed to lockSync, which calls the *Sync methods (metadata operations stay synchronous,
+    // as everywhere in this store). Records the mtimes proper-lockfile writes on our lock (on
+    // acquire and each heartbeat); removes a lock *file* a crashed older version left.
+    this.fs = {
+      ...fsSync,
+      utimesSync(p: fsSync.PathLike, atime: fsSync.TimeLike, mtime: fsSync.TimeLike) {
+        fsSync.utimesSync(p, atime, mtime);
+        if (p === self.lockPath) self.lastMtimeMs = new Date(mtime as Date).getTime();
+      },
+      rmdirSync(p: fsSync.PathLike) {
+        try {
+          fsSync.rmdirSync(p);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOTDIR') throw e;
+          fsSync.unlinkSync(p);
+        }
+      },
+    } as typeof fsSync;
   }
-  const moved = readLock(aside);
-  if (moved && !wanted(moved.token, moved.mtimeMs)) {
-    try {
-      fsSync.linkSync(aside, lock);
-    } catch {
-      /* a new lock exists already: the one we moved was stale or lost anyway */
+
+  /** True when acquired; false when another holder has a fresh lock. Creates the folder when missing. */
+  tryAcquire(): boolean {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.releaseFn = lockfile.lockSync(this.dir, {
+          lockfilePath: this.lockPath,
+          realpath: false,
+          stale: this.staleMs,
+          update: this.staleMs / 3,
+          fs: this.fs,
+          onCompromised: () => {
+            this.compromised = true;
+          },
+        });
+        const st = fsSync.statSync(this.lockPath);
+        this.identity = identityOf(st);
+        // proper-lockfile sets the mtime on acquire through our fs (recorded); stat if it did not.
+        this.lastMtimeMs ??= st.mtime.getTime();
+        return true;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ELOCKED') return false;
+        if (code !== 'ENOENT' || attempt > 0) throw e;
+        fsSync.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      }
     }
   }
-  fsSync.rmSync(aside, { force: true });
+
+  release(): void {
+    const release = this.releaseFn;
+    this.releaseFn = undefined;
+    if (!release || this.compromised) return;
+    let st: fsSync.Stats;
+    try {
+      st = fsSync.statSync(this.lockPath);
+    } catch {
+      return; // removed by someone else: nothing of ours to delete
+    }
+    if (identityOf(st) !== this.identity || st.mtime.getTime() !== this.lastMtimeMs) return;
+    try {
+      release();
+    } catch {
+      /* ERELEASED: the heartbeat found it lost meanwhile */
+    }
+  }
+}
+
+function identityOf(st: fsSync.Stats): string {
+  return `${st.dev}:${st.ino}:${st.birthtimeMs}`;
 }
 
 /** Temp file + rename, so readers see the old or the new text, never a part. Creates the folder when missing. */

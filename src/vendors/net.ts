@@ -23,6 +23,7 @@
 import dns from 'node:dns';
 import net from 'node:net';
 import type { Socket } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import { Agent, buildConnector, fetch as undiciFetch, request as undiciRequest, type Dispatcher } from 'undici';
 import { ByokError } from '../errors.ts';
 import { fail, ok, type Result } from '../result.ts';
@@ -43,135 +44,98 @@ export interface NetOptions {
 }
 
 // ---------------------------------------------------------------------------------------
-// Address classification
+// Address classification (parsing and prefix matching by ipaddr.js; the tables are ours)
 
-type Range4 = [number, number, string];
-function cidr4(s: string, why: string): Range4 {
-  const [ip, bits] = s.split('/');
-  const base = parseIPv4(ip!)!;
-  const n = Number(bits);
-  const mask = n === 0 ? 0 : (0xffffffff << (32 - n)) >>> 0;
-  return [(base & mask) >>> 0, mask, why];
-}
-
-const BLOCKED_V4: Range4[] = [
-  cidr4('0.0.0.0/8', 'the "this network" range'),
-  cidr4('10.0.0.0/8', 'a private address'),
-  cidr4('100.64.0.0/10', 'a carrier-grade NAT address'),
-  cidr4('127.0.0.0/8', 'a loopback address'),
-  cidr4('169.254.169.254/32', 'the cloud metadata address'),
-  cidr4('169.254.0.0/16', 'a link-local address'),
-  cidr4('172.16.0.0/12', 'a private address'),
-  cidr4('192.0.0.0/24', 'an IETF protocol address'),
-  cidr4('192.0.2.0/24', 'a documentation address'),
-  cidr4('192.88.99.0/24', 'a 6to4 relay address'),
-  cidr4('192.168.0.0/16', 'a private address'),
-  cidr4('198.18.0.0/15', 'a benchmarking address'),
-  cidr4('198.51.100.0/24', 'a documentation address'),
-  cidr4('203.0.113.0/24', 'a documentation address'),
-  cidr4('224.0.0.0/4', 'a multicast address'),
-  cidr4('255.255.255.255/32', 'the broadcast address'),
-  cidr4('240.0.0.0/4', 'a reserved address'),
+/** Blocked IPv4 ranges, first match wins (the metadata /32 before link-local names it). */
+export const BLOCKED_V4: readonly (readonly [cidr: string, why: string])[] = [
+  ['0.0.0.0/8', 'the "this network" range'],
+  ['10.0.0.0/8', 'a private address'],
+  ['100.64.0.0/10', 'a carrier-grade NAT address'],
+  ['127.0.0.0/8', 'a loopback address'],
+  ['169.254.169.254/32', 'the cloud metadata address'],
+  ['169.254.0.0/16', 'a link-local address'],
+  ['172.16.0.0/12', 'a private address'],
+  ['192.0.0.0/24', 'an IETF protocol address'],
+  ['192.0.2.0/24', 'a documentation address'],
+  ['192.88.99.0/24', 'a 6to4 relay address'],
+  ['192.168.0.0/16', 'a private address'],
+  ['198.18.0.0/15', 'a benchmarking address'],
+  ['198.51.100.0/24', 'a documentation address'],
+  ['203.0.113.0/24', 'a documentation address'],
+  ['224.0.0.0/4', 'a multicast address'],
+  ['255.255.255.255/32', 'the broadcast address'],
+  ['240.0.0.0/4', 'a reserved address'],
 ];
 
-/** Strict dotted-quad parser (URL parsing has already normalised other spellings). */
+/**
+ * IPv6 ranges, first match wins. `why` blocks outright; `embeds` names a form that carries
+ * an IPv4 address (in the last 32 bits, or bits 16–47 for 6to4), judged by BLOCKED_V4.
+ */
+export const BLOCKED_V6: readonly { cidr: string; why?: string; embeds?: string }[] = [
+  { cidr: '::/128', why: 'the unspecified address' },
+  { cidr: '::1/128', why: 'a loopback address' },
+  { cidr: '::ffff:0:0/96', embeds: 'IPv4-mapped' },
+  { cidr: '::ffff:0:0:0/96', embeds: 'IPv4-translated' },
+  { cidr: '::/96', embeds: 'IPv4-compatible' }, // deprecated ::a.b.c.d
+  { cidr: '64:ff9b::/96', embeds: 'NAT64' }, // well-known prefix
+  { cidr: '64:ff9b:1::/48', why: 'a local-use NAT64 address' },
+  { cidr: '2002::/16', embeds: '6to4' },
+  { cidr: '2001::/32', why: 'a Teredo address' }, // carries an obfuscated client address: refused outright
+  { cidr: '2001:db8::/32', why: 'a documentation address' },
+  { cidr: '100::/64', why: 'a discard-only address' },
+  { cidr: 'fd00:ec2::/32', why: 'the cloud metadata address' },
+  { cidr: 'fc00::/7', why: 'a private (unique local) address' },
+  { cidr: 'fe80::/10', why: 'a link-local address' },
+  { cidr: 'fec0::/10', why: 'a site-local address' },
+  { cidr: 'ff00::/8', why: 'a multicast address' },
+];
+
+const V4_RULES = BLOCKED_V4.map(([cidr, why]) => ({ range: ipaddr.IPv4.parseCIDR(cidr), why }));
+const V6_RULES = BLOCKED_V6.map((r) => ({ ...r, range: ipaddr.IPv6.parseCIDR(r.cidr) }));
+
+/** Strict dotted-quad IPv4 (URL parsing has already normalised other spellings), as a number. */
 export function parseIPv4(s: string): number | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
-  let n = 0;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p)) return undefined;
-    const v = Number(p);
-    if (v > 255) return undefined;
-    n = n * 256 + v;
-  }
-  return n >>> 0;
+  if (!ipaddr.IPv4.isValidFourPartDecimal(s)) return undefined;
+  const [a, b, c, d] = ipaddr.IPv4.parse(s).octets as [number, number, number, number];
+  return ((a << 24) | (b << 16) | (c << 8) | d) >>> 0;
 }
 
-/** Parses an IPv6 literal (no brackets, optional zone id) into 8 16-bit groups. */
+/**
+ * An IPv6 literal (brackets and zone id allowed), or undefined. Node's validator decides what
+ * is an address (ipaddr.js would also take hex/octal embedded IPv4 such as ::ffff:0x7f.1), and
+ * the deprecated IPv4-compatible form ::a.b.c.d is spelt ::0:a.b.c.d because ipaddr.js reads
+ * it as IPv4-mapped (::ffff:a.b.c.d).
+ */
+function toIPv6(input: string): ipaddr.IPv6 | undefined {
+  const s = input.replace(/^\[|\]$/g, '');
+  if (!net.isIPv6(s)) return undefined;
+  return ipaddr.IPv6.parse(s.replace(/^::(?=\d+\.\d+\.\d+\.\d+(?:%.*)?$)/, '::0:'));
+}
+
+/** Parses an IPv6 literal (brackets and zone id allowed) into 8 16-bit groups. */
 export function parseIPv6(input: string): number[] | undefined {
-  let s = input.replace(/^\[|\]$/g, '');
-  const pct = s.indexOf('%');
-  if (pct >= 0) s = s.slice(0, pct);
-  if (!s.includes(':')) return undefined;
-  // Trailing embedded IPv4 (::ffff:1.2.3.4): rewrite as two hex groups.
-  const lastColon = s.lastIndexOf(':');
-  const lastPart = s.slice(lastColon + 1);
-  if (lastPart.includes('.')) {
-    const v4 = parseIPv4(lastPart);
-    if (v4 === undefined) return undefined;
-    s = `${s.slice(0, lastColon + 1)}${(v4 >>> 16).toString(16)}:${(v4 & 0xffff).toString(16)}`;
-  }
-  const dbl = s.split('::');
-  if (dbl.length > 2) return undefined;
-  const toGroups = (part: string): number[] | undefined => {
-    if (part === '') return [];
-    const out: number[] = [];
-    for (const g of part.split(':')) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
-      out.push(parseInt(g, 16));
-    }
-    return out;
-  };
-  const head = toGroups(dbl[0]!);
-  const rest = dbl.length === 2 ? toGroups(dbl[1]!) : [];
-  if (!head || !rest) return undefined;
-  const want = 8;
-  let groups: number[];
-  if (dbl.length === 2) {
-    const fill = want - head.length - rest.length;
-    if (fill < 1) return undefined;
-    groups = [...head, ...new Array<number>(fill).fill(0), ...rest];
-  } else {
-    if (head.length !== want) return undefined;
-    groups = head;
-  }
-  return groups;
+  const ip = toIPv6(input);
+  return ip ? [...ip.parts] : undefined;
 }
 
-function v4From(hi: number, lo: number): number {
-  return ((hi << 16) | lo) >>> 0;
-}
-
-function fmt4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
-
-/** Why an IPv4 address (as a number) is blocked, or undefined. */
-function blocked4(n: number): string | undefined {
-  for (const [base, mask, why] of BLOCKED_V4) if (((n & mask) >>> 0) === base) return why;
+/** Why an IPv4 address is blocked, or undefined. */
+function blocked4(ip: ipaddr.IPv4): string | undefined {
+  for (const r of V4_RULES) if (ip.match(r.range)) return r.why;
   return undefined;
 }
 
-/** Why an IPv6 address (8 groups) is blocked, or undefined. */
-function blocked6(g: number[]): string | undefined {
-  const zeroUpTo = (k: number) => g.slice(0, k).every((x) => x === 0);
-  if (g.every((x) => x === 0)) return 'the unspecified address';
-  if (zeroUpTo(7) && g[7] === 1) return 'a loopback address';
-  // IPv4-mapped ::ffff:a.b.c.d and IPv4-translated ::ffff:0:a.b.c.d
-  if (zeroUpTo(5) && g[5] === 0xffff) return inner4(v4From(g[6]!, g[7]!), 'IPv4-mapped');
-  if (zeroUpTo(4) && g[4] === 0xffff && g[5] === 0) return inner4(v4From(g[6]!, g[7]!), 'IPv4-translated');
-  // IPv4-compatible ::a.b.c.d (deprecated)
-  if (zeroUpTo(6)) return inner4(v4From(g[6]!, g[7]!), 'IPv4-compatible');
-  // NAT64 well-known prefix 64:ff9b::/96 and local-use 64:ff9b:1::/48
-  if (g[0] === 0x64 && g[1] === 0xff9b && g.slice(2, 6).every((x) => x === 0)) return inner4(v4From(g[6]!, g[7]!), 'NAT64');
-  if (g[0] === 0x64 && g[1] === 0xff9b && g[2] === 1) return 'a local-use NAT64 address';
-  // 6to4 2002:V4ADDR::/48
-  if (g[0] === 0x2002) return inner4(v4From(g[1]!, g[2]!), '6to4');
-  // Teredo 2001:0::/32 carries an obfuscated client address: refuse outright.
-  if (g[0] === 0x2001 && g[1] === 0) return 'a Teredo address';
-  if (g[0] === 0x2001 && g[1] === 0xdb8) return 'a documentation address';
-  if (g[0] === 0x100 && g[1] === 0 && g[2] === 0 && g[3] === 0) return 'a discard-only address';
-  if ((g[0]! & 0xfe00) === 0xfc00) return g[0] === 0xfd00 && g[1] === 0xec2 ? 'the cloud metadata address' : 'a private (unique local) address';
-  if ((g[0]! & 0xffc0) === 0xfe80) return 'a link-local address';
-  if ((g[0]! & 0xffc0) === 0xfec0) return 'a site-local address';
-  if ((g[0]! & 0xff00) === 0xff00) return 'a multicast address';
+/** Why an IPv6 address is blocked, or undefined. */
+function blocked6(ip: ipaddr.IPv6): string | undefined {
+  for (const r of V6_RULES) {
+    if (!ip.match(r.range)) continue;
+    if (r.why) return r.why;
+    const g = ip.parts;
+    const [hi, lo] = r.embeds === '6to4' ? [g[1]!, g[2]!] : [g[6]!, g[7]!];
+    const inner = new ipaddr.IPv4([hi >> 8, hi & 255, lo >> 8, lo & 255]);
+    const why = blocked4(inner);
+    return why ? `${why} (${r.embeds} ${inner.toString()})` : undefined;
+  }
   return undefined;
-}
-
-function inner4(n: number, kind: string): string | undefined {
-  const why = blocked4(n);
-  return why ? `${why} (${kind} ${fmt4(n)})` : undefined;
 }
 
 /**
@@ -180,11 +144,9 @@ function inner4(n: number, kind: string): string | undefined {
  * Anything that is not an IP literal returns undefined.
  */
 export function blockedAddressReason(ip: string): string | undefined {
-  const v4 = parseIPv4(ip);
-  if (v4 !== undefined) return blocked4(v4);
-  const v6 = parseIPv6(ip);
-  if (v6) return blocked6(v6);
-  return undefined;
+  if (ipaddr.IPv4.isValidFourPartDecimal(ip)) return blocked4(ipaddr.IPv4.parse(ip));
+  const v6 = toIPv6(ip);
+  return v6 ? blocked6(v6) : undefined;
 }
 
 export function isBlockedAddress(ip: string): boolean {

@@ -145,6 +145,8 @@ export const Template = z
   .object({
     id: z.string().regex(/^[a-z0-9][a-z0-9-]*$/),
     name: z.string().min(1),
+    /** The display name in Simplified Chinese, where one is natural (brand-only names have none). */
+    name_zh: z.string().min(1).optional(),
     aliases: z.array(z.string().min(1)).min(1),
     /** Where the user creates the key. */
     homepage: z.string().url(),

@@ -1,28 +1,22 @@
 /**
  * Curated vendor templates: load `templates/*.yaml`, validate them against the zod schema,
  * and look them up by id, alias, a phrase that mentions a vendor, or a typo.
+ *
+ * The build (`npm run build`, scripts/snapshot-templates.mjs) writes the parsed templates to
+ * `<build>/templates.snapshot.json` with a sha256 of every YAML file and of the parser. When
+ * those all match, the snapshot is used and neither yaml nor zod is loaded (a CLI start costs
+ * far less); any edit of templates/ makes it a miss, and the files are parsed as before.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseDocument } from 'yaml';
-import type { z } from 'zod';
-import { Template, type TemplateModel } from './template-schema.ts';
+import { TemplateError } from './template-error.ts';
+import type { Template, TemplateModel } from './template-schema.ts';
 
 export type { Template, TemplateModel } from './template-schema.ts';
-
-/** A template file that cannot be used; the message names the file and the field path. */
-export class TemplateError extends Error {
-  readonly file: string;
-  readonly field: string | undefined;
-
-  constructor(file: string, field: string | undefined, detail: string) {
-    super(field ? `${file}: ${field}: ${detail}` : `${file}: ${detail}`);
-    this.name = 'TemplateError';
-    this.file = file;
-    this.field = field;
-  }
-}
+export { TemplateError } from './template-error.ts';
 
 /**
  * The package's `templates/` folder: the nearest folder above this file holding `templates/`
@@ -39,24 +33,30 @@ export const DEFAULT_TEMPLATES_DIR = ((): string => {
   }
 })();
 
-const cache = new Map<string, Template[]>();
+/** Where the build puts the snapshot: the build's root (dist/), two folders above this file. */
+export const TEMPLATE_SNAPSHOT_FILE = fileURLToPath(new URL('../../templates.snapshot.json', import.meta.url));
 
-/** Forget cached templates (all directories, or one). */
-export function clearTemplateCache(dir?: string): void {
-  if (dir === undefined) cache.clear();
-  else cache.delete(resolve(dir));
-  offeredCache.clear();
+/** What scripts/snapshot-templates.mjs writes. */
+export interface TemplateSnapshot {
+  /** sha256 of the parser modules (template-parse, template-schema) that produced `templates`. */
+  parser: string;
+  /** [file name, sha256 of its bytes], sorted by name: the folder's whole *.yaml list. */
+  files: Array<[string, string]>;
+  templates: Template[];
 }
 
-/**
- * Parses and validates every `*.yaml` / `*.yml` in `dir` (sorted by file name), cached per
- * directory. Throws TemplateError on the first problem.
- */
-export function loadTemplates(dir: string = DEFAULT_TEMPLATES_DIR): Template[] {
-  const abs = resolve(dir);
-  const hit = cache.get(abs);
-  if (hit) return hit;
+type Parser = typeof import('./template-parse.ts');
+const EXT = extname(fileURLToPath(import.meta.url)); // .ts from the sources, .js from the build
 
+/** sha256 of the parser modules next to this file, so a snapshot of an older schema is a miss. */
+export function templateParserHash(): string {
+  const h = createHash('sha256');
+  for (const m of ['template-parse', 'template-schema']) h.update(readFileSync(fileURLToPath(new URL(`./${m}${EXT}`, import.meta.url))));
+  return h.digest('hex');
+}
+
+/** The folder's *.yaml / *.yml files, sorted; throws TemplateError when there are none. */
+export function templateFileNames(abs: string): string[] {
   const label = basename(abs);
   let names: string[];
   try {
@@ -68,36 +68,82 @@ export function loadTemplates(dir: string = DEFAULT_TEMPLATES_DIR): Template[] {
     throw new TemplateError(label, undefined, `cannot read the templates folder (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   if (names.length === 0) throw new TemplateError(label, undefined, 'no *.yaml templates found');
+  return names;
+}
 
-  const out: Template[] = [];
-  const owners = new Map<string, string>(); // normalized id/alias -> file that claimed it
-  for (const name of names) {
-    const file = `${label}/${name}`;
-    const t = parseTemplateFile(join(abs, name), file);
-    const stem = name.replace(/\.ya?ml$/i, '');
-    if (t.id !== stem) throw new TemplateError(file, 'id', `"${t.id}" does not match the file name "${stem}"`);
-
-    const seen = new Set<string>();
-    const claims: Array<[string, string]> = [['id', t.id], ...t.aliases.map((a, i): [string, string] => [`aliases.${i}`, a])];
-    for (const [field, value] of claims) {
-      const key = normalize(value);
-      if (!key) throw new TemplateError(file, field, `"${value}" has no letters or digits`);
-      if (seen.has(key)) {
-        if (field === 'id') continue;
-        throw new TemplateError(file, field, `"${value}" is listed twice in this template`);
-      }
-      seen.add(key);
-      const owner = owners.get(key);
-      if (owner) throw new TemplateError(file, field, `"${value}" is already claimed by ${owner}`);
-      owners.set(key, file);
-    }
-    const modelIds = new Set<string>();
-    t.models.forEach((m, i) => {
-      if (modelIds.has(m.id)) throw new TemplateError(file, `models.${i}.id`, `duplicate model id "${m.id}"`);
-      modelIds.add(m.id);
-    });
-    out.push(t);
+/** [name, sha256] of each file; undefined when one cannot be read (the parser reports it). */
+export function templateFileHashes(abs: string, names: readonly string[]): Array<[string, string]> | undefined {
+  try {
+    return names.map((n): [string, string] => [n, createHash('sha256').update(readFileSync(join(abs, n))).digest('hex')]);
+  } catch {
+    return undefined;
   }
+}
+
+let snapshotText: string | null | undefined; // null: no snapshot next to this code
+
+/** The snapshot's templates when it describes exactly these files and this parser, else undefined. */
+function fromSnapshot(abs: string, names: readonly string[]): Template[] | undefined {
+  if (snapshotText === undefined) {
+    try {
+      snapshotText = readFileSync(TEMPLATE_SNAPSHOT_FILE, 'utf8');
+    } catch {
+      snapshotText = null;
+    }
+  }
+  if (snapshotText === null) return undefined;
+  try {
+    const snap = JSON.parse(snapshotText) as TemplateSnapshot; // parsed per use: callers get objects of their own
+    const files = templateFileHashes(abs, names);
+    if (!files || snap.parser !== templateParserHash() || JSON.stringify(snap.files) !== JSON.stringify(files)) return undefined;
+    return snap.templates;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The parser, imported at start-up unless the snapshot matches the package's templates/ (so
+ * the sources, which have no snapshot, and an edited templates/ load it as before). A later
+ * miss (another folder, files edited after start) loads the built parser with require(), which
+ * Node (>= 20.19) allows for ES modules: loadTemplates stays synchronous.
+ */
+let parser: Parser | undefined = await (async () => {
+  try {
+    const abs = resolve(DEFAULT_TEMPLATES_DIR);
+    if (fromSnapshot(abs, templateFileNames(abs))) return undefined;
+  } catch {
+    // an unreadable folder is reported by loadTemplates
+  }
+  return import('./template-parse.ts');
+})();
+
+function loadParser(): Parser {
+  parser ??= createRequire(import.meta.url)(fileURLToPath(new URL(`./template-parse${EXT}`, import.meta.url))) as Parser;
+  return parser;
+}
+
+const cache = new Map<string, Template[]>();
+
+/** Forget cached templates (all directories, or one). */
+export function clearTemplateCache(dir?: string): void {
+  if (dir === undefined) cache.clear();
+  else cache.delete(resolve(dir));
+  offeredCache.clear();
+}
+
+/**
+ * Parses and validates every `*.yaml` / `*.yml` in `dir` (sorted by file name), cached per
+ * directory, or takes them from the build's snapshot when it matches the files byte for byte.
+ * Throws TemplateError on the first problem.
+ */
+export function loadTemplates(dir: string = DEFAULT_TEMPLATES_DIR): Template[] {
+  const abs = resolve(dir);
+  const hit = cache.get(abs);
+  if (hit) return hit;
+
+  const names = templateFileNames(abs);
+  const out = fromSnapshot(abs, names) ?? loadParser().parseTemplates(abs, basename(abs), names);
   const frozen = Object.freeze(out) as Template[];
   cache.set(abs, frozen);
   return frozen;
@@ -142,48 +188,6 @@ export function offeredTemplates(env: NodeJS.ProcessEnv = process.env): Template
   const list = Object.freeze(applyTemplatePolicy(loadTemplates(), policy)) as Template[];
   offeredCache.set(k, list);
   return list;
-}
-
-function parseTemplateFile(path: string, file: string): Template {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new TemplateError(file, undefined, `cannot read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    const line = e.linePos?.[0]?.line;
-    const msg = e.message.split('\n')[0];
-    throw new TemplateError(file, undefined, `invalid YAML${line ? ` at line ${line}` : ''}: ${msg}`);
-  }
-  const data: unknown = doc.toJS();
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
-    throw new TemplateError(file, undefined, 'expected a YAML mapping at the top level');
-  }
-  const parsed = Template.safeParse(data);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new TemplateError(file, issuePath(issue), issueMessage(issue));
-  }
-  return parsed.data;
-}
-
-type Issue = z.core.$ZodIssue;
-
-function issuePath(issue: Issue): string {
-  const path = issue.path.map(String);
-  if (issue.code === 'unrecognized_keys' && issue.keys.length > 0) path.push(issue.keys[0]!);
-  return path.length ? path.join('.') : '(root)';
-}
-
-function issueMessage(issue: Issue): string {
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.length > 1 ? `unknown fields ${issue.keys.join(', ')}` : 'unknown field';
-  }
-  if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) return 'required';
-  return issue.message.replace(/^Invalid input:\s*/i, '');
 }
 
 /** A template by exact id (case-insensitive). */

@@ -5,7 +5,7 @@ import sodium from 'libsodium-wrappers';
 import type { FastifyInstance } from 'fastify';
 import type { Browser, Page, Request } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistry, type Registry } from '../../src/registry/registry.ts';
+import { createRegistry, type Registry } from '../../src/registry/index.ts';
 import { buildServer, EnvInputRequests, type SubmissionContext } from '../../src/secure-input/index.ts';
 import { Submissions, submissionFields, type Submission } from '../../src/secure-input/submissions.ts';
 import { FileStore } from '../../src/store/file-store.ts';
@@ -282,7 +282,8 @@ describe('credential form in headless Chromium', () => {
     expect(await page.$('#project')).toBeNull();
     expect(await page.textContent('label[for="k0"]')).toContain('凭证文件');
     expect(await page.textContent('#k0-hint')).toContain('~/.qwen/oauth_creds.json');
-    expect(await page.textContent('label[for="keep"]')).toContain('密钥保留时间');
+    // A credentials file is a login: kept as one, not as a "key".
+    expect(await page.textContent('label[for="keep"]')).toContain('登录凭证保留时间');
     await context.close();
     const res = await rawPost(token, { [env[0]!]: OAUTH_FILE }, { project_id: 'my-project-123' });
     expect(res.status).toBe(400);

@@ -27,7 +27,7 @@ describe('secure form in a zh-CN browser for a user with no language set', () =>
   /** A message as a channel without a language (shell, or Telegram without language_code) delivers it. */
   const say = (text: string) =>
     app.router.handle(
-      { channel: chan.name, chat: { channel: chan.name, chat_id: '8801', user_id: '8801' }, messageId: String(Date.now()), senderId: '8801', workspace: ws, isPrivate: true, text, kind: 'text' },
+      { channel: chan.name, chat: { channel: chan.name, chat_id: '8801', user_id: '8801' }, messageId: String(Date.now()), senderId: '8801', workspace: ws, isPrivate: true, addressed_to_bot: true, text, kind: 'text' },
       chan,
     );
 

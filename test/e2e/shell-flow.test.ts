@@ -96,7 +96,7 @@ describe('shell channel: the whole flow on one machine', () => {
 
   it('shows usage with the tokens of the answer', async () => {
     await say('/byok usage');
-    expect(out).toMatch(new RegExp(`custom/${modelId}: 1 requests, 21 tokens in, 9 tokens out`));
+    expect(out).toMatch(new RegExp(`custom/${modelId}: 1 request, 21 tokens in, 9 tokens out`));
   });
 
   it('lists the model with its masked key', async () => {

@@ -310,4 +310,58 @@ describe('conversations: /byok add ends in a working model or a clear next step'
     expect(chan.forms.at(-1)!.model_id).toBe(created.id);
     expect((await fetch(chan.forms.at(-1)!.url)).status).toBe(200);
   });
+
+  // ── polish found by walkthroughs ──────────────────────────────────────────────────────
+  for (const lang of ['en', 'zh'] as const) {
+    it(`the Bedrock form asks for AWS credentials, not an "API key" (${lang})`, async () => {
+      await say('/byok add bedrock', lang);
+      const form = chan.forms.at(-1)!;
+      expect(form.env_vars).toContain('AWS_ACCESS_KEY_ID');
+      if (lang === 'en') {
+        expect(form.reason).toMatch(/^Amazon Bedrock AWS credentials for /);
+        expect(form.reason).not.toMatch(/API key/);
+      } else {
+        expect(form.reason).toContain('AWS 凭证');
+        expect(form.reason).not.toContain('API 密钥');
+      }
+      // The page's "Why" line is that reason.
+      const html = await (await fetch(form.url)).text();
+      expect(html).toContain(lang === 'en' ? 'AWS credentials for' : 'AWS 凭证');
+    });
+
+    it(`a Qwen model that follows the user's other models to the mainland host gets no "international endpoint" note (${lang})`, async () => {
+      const intlNote = lang === 'en' ? 'international (Singapore) endpoint' : '本模板使用国际站';
+      await say('/byok add qwen https://dashscope-intl.aliyuncs.com/compatible-mode/v1 qwen-plus Plus', lang);
+      expect(chan.texts()).toContain(intlNote);
+      const plus = (await models()).find((m) => m.name === 'Plus')!;
+      await say(`/byok edit ${plus.id} base_url https://dashscope.aliyuncs.com/compatible-mode/v1`, lang);
+      const n = chan.sent.length;
+      await say('/byok add qwen qwen-flash Flash', lang);
+      const flash = (await models()).find((m) => m.name === 'Flash')!;
+      expect(flash.base_url).toContain('://dashscope.aliyuncs.com');
+      expect(since(n)).not.toContain(intlNote);
+      expect(since(n)).not.toContain('dashscope-intl.aliyuncs.com');
+      // The vendor's other notes still come.
+      expect(since(n)).toContain('enable_thinking');
+    });
+
+    it(`/byok models qwen with the key stored for the mainland host says so, not "no key stored" (${lang})`, async () => {
+      await say('/byok add qwen https://dashscope.aliyuncs.com/compatible-mode/v1 qwen-plus Plus', lang);
+      const plus = (await models()).find((m) => m.name === 'Plus')!;
+      await app.vault.put(ws(), plus.api_key_env, key());
+      await app.registry.set_status(ws(), plus.id, 'active');
+      await say('/byok models qwen', lang);
+      const text = chan.last();
+      expect(text).toContain(t(lang, 'models.key_other_host', { vendor: lang === 'zh' ? '通义千问（阿里云百炼 / DashScope）' : 'Qwen (Alibaba Cloud Model Studio / DashScope)', host: 'dashscope.aliyuncs.com', env: plus.api_key_env, list_host: 'dashscope-intl.aliyuncs.com' }));
+      expect(text).not.toMatch(/no .*key stored/);
+      expect(text).not.toContain(t(lang, 'models.curated_note'));
+    });
+  }
+
+  it('counts read right: "1 page of models", not "1 pages"', async () => {
+    await say('/byok models mimo 2');
+    expect(chan.last()).toBe('There is no page 2: mimo has 1 page of models.');
+    await say('/byok models mimo 2', 'zh');
+    expect(chan.last()).toBe('没有第 2 页：mimo 的模型只有 1 页。');
+  });
 });

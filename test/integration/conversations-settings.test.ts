@@ -8,7 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { TelegramChannel } from '../../channels/telegram/index.ts';
 import type { App } from '../../src/app.ts';
 import { main } from '../../src/cli.ts';
-import type { AddArgs } from '../../src/registry/registry.ts';
+import type { AddArgs } from '../../src/registry/index.ts';
 import { testApp } from '../support/app.ts';
 import { startFakeAnthropic, startFakeOpenAI, type FakeVendor, type RecordedRequest } from '../support/fake-vendors.ts';
 import { freePort, waitFor } from '../support/form.ts';

@@ -105,7 +105,7 @@ describe('per-request usage log and /byok usage', () => {
     await backdate(10, `custom/${qwen}`, 'qwen');
     await say('/byok usage');
     expect(chan.last()).toContain(`custom/${qwen}: 3 requests, 1200 tokens in, 1100 tokens out, ≈ 0.0018 USD`);
-    expect(chan.last()).toContain(`custom/${custom}: 1 requests, 100 tokens in, 50 tokens out`);
+    expect(chan.last()).toContain(`custom/${custom}: 1 request, 100 tokens in, 50 tokens out`);
     expect(chan.last()).toContain('Total: 4 requests, 1300 tokens in, 1150 tokens out, ≈ 0.0018 USD');
 
     await say('/byok usage 7d');
@@ -117,6 +117,10 @@ describe('per-request usage log and /byok usage', () => {
     await say('/byok usage 30d');
     expect(chan.last()).toContain(`custom/${qwen}: 3 requests, 1200 tokens in, 1100 tokens out, ≈ 0.0018 USD`);
 
+    // One day is "the last day", not "the last 1 days".
+    await say('/byok usage 1d');
+    expect(chan.last()).toMatch(/^Usage in the last day, per model:/);
+
     await say('/byok usage today');
     expect(chan.last()).toMatch(/^Usage today \(since \d{4}-\d\d-\d\d 00:00 UTC\), per model:/);
     expect(chan.last()).toContain(`custom/${qwen}: 2 requests`);
@@ -127,7 +131,7 @@ describe('per-request usage log and /byok usage', () => {
     await say('/byok usage by provider');
     expect(chan.last()).toMatch(/^Usage in total, per provider:/);
     expect(chan.last()).toContain('qwen: 3 requests, 1200 tokens in, 1100 tokens out, ≈ 0.0018 USD');
-    expect(chan.last()).toContain(`${host}: 1 requests, 100 tokens in, 50 tokens out`);
+    expect(chan.last()).toContain(`${host}: 1 request, 100 tokens in, 50 tokens out`);
     await say('/byok usage 30d by provider');
     expect(chan.last()).toContain('qwen: 2 requests, 200 tokens in, 100 tokens out, ≈ 0.0002 USD');
   });
@@ -243,7 +247,8 @@ describe('/byok models <vendor> [page]', () => {
     expect(chan.last()).not.toContain('add_template');
     await say('/lang zh', 'zh');
     await say('/byok models 通义千问', 'zh');
-    expect(chan.last()).toMatch(/^Qwen \(Alibaba Cloud Model Studio \/ DashScope\) 的模型，精选列表（共 \d+ 个），第 1\/1 页：/);
+    // The vendor by its Chinese name (name_zh).
+    expect(chan.last()).toMatch(/^通义千问（阿里云百炼 \/ DashScope） 的模型，精选列表（共 \d+ 个），第 1\/1 页：/);
     expect(chan.last()).toContain('ℹ️ 这是精选列表');
     expect(chan.last()).toContain('添加：/byok add qwen <模型 id>');
     await say('/lang en');

@@ -106,7 +106,7 @@ describe('a slow or hung vendor (recording channel, 5 s idle timeout)', () => {
     fake.setLatency(30_000);
     const from = chan.sent.length;
     await chan.say('在吗？', uid, { lang: 'zh' });
-    expect(chan.sent.slice(from).map((s) => s.text)).toEqual(['仍在等待 Qwen 的回答…', 'Qwen 在 5 秒内没有回答；请重试，或用 /model 换一个模型。']);
+    expect(chan.sent.slice(from).map((s) => s.text)).toEqual(['仍在等待 通义千问 的回答…', '通义千问 在 5 秒内没有回答；请重试，或用 /model 换一个模型。']);
   }, 15_000);
 });
 

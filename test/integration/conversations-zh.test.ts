@@ -206,6 +206,65 @@ describe('Chinese conversations (recording channel)', () => {
     expect(en.todo_text).toContain(`/byok key ${id}`);
   });
 
+  it('templates are named in Chinese in chat, on the form, in /byok keys, in /byok models and on intent buttons', async () => {
+    const QWEN_ZH = '通义千问（阿里云百炼 / DashScope）';
+    await say('/byok add qwen');
+    const form = chan.forms.at(-1)!;
+    // The form request carries the requester's name for the vendor: the card and the page show it.
+    expect(form.vendor_name).toBe(QWEN_ZH);
+    expect(form.reason).toContain(QWEN_ZH);
+    const html = await (await fetch(form.url)).text();
+    expect(html).toContain(`<dd>${QWEN_ZH}</dd>`);
+    expect(html).not.toContain('Alibaba Cloud Model Studio');
+    // /byok keys: the stored key under the Chinese name.
+    await app.vault.put(ws(), form.env_vars[0]!, new TextEncoder().encode('sk-' + 'ab12'.repeat(8)));
+    await say('/byok keys');
+    expect(chan.last()).toContain(QWEN_ZH);
+    await say('/byok models deepseek');
+    expect(chan.last()).toContain('深度求索 DeepSeek');
+    // "I want Xiaomi's model" with no MiMo model: the text and the button name 小米 MiMo.
+    await say('我想用小米的模型');
+    const offer = chan.sent.at(-1)!;
+    expect(offer.text).toContain('小米 MiMo');
+    expect(offer.choices?.[0]?.[0]?.label).toContain('小米 MiMo');
+    // An English user keeps the English names.
+    const other = String(++user);
+    await chan.say('/byok add qwen', other, { lang: 'en' });
+    expect(chan.forms.at(-1)!.vendor_name).toBe('Qwen (Alibaba Cloud Model Studio / DashScope)');
+  });
+
+  for (const lang of ['en', 'zh'] as const) {
+    it(`an OAuth credentials file is a file and a login, not a key: the form and the result notice (${lang})`, async () => {
+      const added = await app.registry.add_template(ws(), 'qwen-code', { base_url: fake.baseUrl });
+      if (!added.ok) throw new Error(added.error);
+      const id = added.model.id;
+      await chan.say(`/byok key ${id}`, uid, { lang });
+      const form = chan.forms.at(-1)!;
+      expect(form.model_id).toBe(id);
+      const html = await (await fetch(form.url)).text();
+      if (lang === 'en') {
+        expect(html).toContain('Keep this login');
+        expect(html).not.toContain('Keep this key');
+        expect(html).toContain('Credentials file verified and stored');
+      } else {
+        expect(html).toContain('登录凭证保留时间');
+        expect(html).not.toContain('密钥保留时间');
+        expect(html).toContain('凭证文件已验证并保存');
+      }
+      const before = chan.sent.length;
+      const file = JSON.stringify({ access_token: GOOD, refresh_token: `r-${uid}`, token_type: 'Bearer', resource_url: fake.baseUrl, expiry_date: Date.now() + 3_600_000 });
+      expect((await submitForm(form.url, { [form.env_vars[0]!]: file })).status).toBe(202);
+      const ok = await waitFor(() => chan.sent.slice(before).find((m) => /✅/.test(m.text)), 15_000, 'stored notice');
+      if (lang === 'en') {
+        expect(ok.text).toMatch(/^✅ Credentials file for .+ verified and stored/);
+        expect(ok.text).not.toMatch(/Key for/);
+      } else {
+        expect(ok.text).toContain('的凭证文件已验证并加密保存');
+        expect(ok.text).not.toContain('的密钥已验证');
+      }
+    });
+  }
+
   it('English stays English (same meaning), in UTC', async () => {
     const sayEn = (text: string) => chan.say(text, uid, { lang: 'en' });
     await sayEn('/byok example');

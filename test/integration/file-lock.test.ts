@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import lockfile from 'proper-lockfile';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileStore } from '../../src/store/file-store.ts';
 
@@ -71,13 +72,46 @@ describe('file store lock: heartbeat, stale takeover, ownership', () => {
 
   it('a holder that lost its lock does not delete the new holder’s lock', async () => {
     const a = new FileStore(dir, { lockStaleMs: 5_000 });
-    await a.updateDoc<string, void>('tg:1', 'lockdoc', () => {
-      // Meanwhile another process took the lock over (as after a long pause of this one).
-      fs.writeFileSync(lockFile, '4242.other-holder');
+    let other: (() => Promise<void>) | undefined;
+    await a.updateDoc<string, void>('tg:1', 'lockdoc', async () => {
+      // Meanwhile another process took the lock over (as after a long pause of this one):
+      // the lock is a proper-lockfile directory, so it removes ours and makes its own.
+      fs.rmdirSync(lockFile);
+      other = await lockfile.lock(path.join(dir, 'other-process'), { lockfilePath: lockFile, realpath: false, stale: 5_000 });
       return { value: 'a', result: undefined };
     });
-    expect(fs.readFileSync(lockFile, 'utf8')).toBe('4242.other-holder');
-    // Nothing else left beside it (the lock moved aside to be inspected was put back).
+    expect(fs.statSync(lockFile).isDirectory()).toBe(true);
+    // Nothing else left beside it.
     expect(fs.readdirSync(path.dirname(lockFile)).filter((f) => f.startsWith('.lock'))).toEqual(['.lock']);
+    await other!();
+    expect(fs.existsSync(lockFile)).toBe(false);
+  });
+
+  it('a holder whose lock went stale and was taken over does not delete the new owner’s lock', async () => {
+    const a = new FileStore(dir, { lockStaleMs: 3_000 });
+    const b = new FileStore(dir, { lockStaleMs: 3_000 });
+    let bStarted!: () => void;
+    const bIn = new Promise<void>((r) => (bStarted = r));
+    let lockAfterA: boolean | undefined;
+    let bDone: Promise<void> | undefined;
+    const aDone = a.updateDoc<string[], void>('tg:1', 'lockdoc', async (cur) => {
+      // This holder stalls (its heartbeat did not run): the lock looks abandoned.
+      const old = new Date(Date.now() - 60_000);
+      fs.utimesSync(lockFile, old, old);
+      bDone = b.updateDoc<string[], void>('tg:1', 'lockdoc', async (cur2) => {
+        bStarted();
+        await aDone; // a finishes and releases while b holds the lock
+        lockAfterA = fs.existsSync(lockFile) && (await lockfile.check(path.join(dir, 'x'), { lockfilePath: lockFile, realpath: false, stale: 3_000 }));
+        return { value: [...(cur2 ?? []), 'b'], result: undefined };
+      });
+      await bIn; // b took the stale lock over
+      return { value: [...(cur ?? []), 'a'], result: undefined };
+    });
+    await aDone;
+    await bDone;
+    // b still held a live lock after a's release: a did not delete it.
+    expect(lockAfterA).toBe(true);
+    await b.close();
+    expect(fs.existsSync(lockFile)).toBe(false);
   });
 });

@@ -25,14 +25,14 @@ describe('a crashed worker’s job is picked up within seconds (default lock)', 
     const prefix = redisCtx.sub('crash');
     const config = { redisUrl: redisCtx.url, redisPrefix: prefix };
     // Renewal: a job running three lock periods is not taken from its live worker.
-    const live = createRunner(config, { queueName: 'validate' });
+    const live = await createRunner(config, { queueName: 'validate' });
     open.push(live);
     let liveRuns = 0;
     live.register('slow', async () => {
       liveRuns++;
       await sleep(3 * DEFAULT_JOB_LOCK_MS);
     });
-    const watcher = createRunner(config, { queueName: 'validate' });
+    const watcher = await createRunner(config, { queueName: 'validate' });
     open.push(watcher);
     watcher.register('slow', async () => void liveRuns++);
     await live.start();
@@ -47,7 +47,7 @@ describe('a crashed worker’s job is picked up within seconds (default lock)', 
     const jobId = `validate-${randomBytes(4).toString('hex')}`;
     const childCode = `
       const { createRunner } = await import(${JSON.stringify(path.join(ROOT, 'src/queue/index.ts'))});
-      const r = createRunner({ redisUrl: process.env.T_URL, redisPrefix: process.env.T_PREFIX }, { queueName: 'validate' });
+      const r = await createRunner({ redisUrl: process.env.T_URL, redisPrefix: process.env.T_PREFIX }, { queueName: 'validate' });
       r.register('validate-key', async (_d, ctx) => {
         process.stdout.write('STARTED ' + ctx.jobId + '\\n');
         await new Promise(() => {});
@@ -58,7 +58,7 @@ describe('a crashed worker’s job is picked up within seconds (default lock)', 
     const { waitOut, killHard } = spawnModuleChild(childCode, { T_URL: redisCtx.url, T_PREFIX: prefix });
     try {
       await waitOut(/READY/, 20_000);
-      const producer = createRunner(config, { queueName: 'validate' });
+      const producer = await createRunner(config, { queueName: 'validate' });
       open.push(producer);
       await producer.enqueue('validate-key', { submission_id: 's1' }, { jobId });
       await waitOut(new RegExp(`STARTED ${jobId}`), 10_000);
@@ -68,7 +68,7 @@ describe('a crashed worker’s job is picked up within seconds (default lock)', 
     const killedAt = Date.now();
 
     // The restarted worker: same defaults, nothing shortened for the test.
-    const next = createRunner(config, { queueName: 'validate' });
+    const next = await createRunner(config, { queueName: 'validate' });
     open.push(next);
     const done: Array<{ id: string; at: number }> = [];
     next.register('validate-key', async (_d, ctx) => void done.push({ id: ctx.jobId, at: Date.now() }));

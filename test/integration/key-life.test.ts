@@ -214,13 +214,16 @@ describe.each(backends)('key life: $name', ({ name, env: makeEnv }) => {
     const formUrl = chan.forms.at(-1)!.url;
     expect((await fetch(formUrl)).status).toBe(200);
     await say('/byok forget');
-    expect(chan.last()).toMatch(/This deletes 1 stored keys, 2 models/);
+    // Counts read right whatever they are (no "1 stored keys").
+    expect(chan.last()).toMatch(/This deletes your stored keys \(1\), your models \(2\)/);
+    expect(chan.last()).not.toMatch(/\b1 \w+s\b/);
     await say('/byok cancel');
     expect((await app.registry.list_models(ws())).ok).toBe(true);
     expect(await app.vault.list(ws())).toHaveLength(1);
     await say('/byok forget');
     await say(chan.buttons.at(-1)![0]!);
-    expect(chan.last()).toMatch(/Deleted 1 keys, 2 models, 1 usage records, 1 pending forms, 0 pending submissions and 2 chat messages\./);
+    expect(chan.last()).toMatch(/Deleted: keys 1, models 2, usage records 1, pending forms 1, pending submissions 0, chat messages 2\./);
+    expect(chan.last()).not.toMatch(/\b1 \w+s\b/);
     expect(await app.vault.list(ws())).toEqual([]);
     const list = await app.registry.list_models(ws(), { include_removed: true });
     expect(list.ok && list.models).toEqual([]);
@@ -287,6 +290,21 @@ describe.each(backends)('key life: $name', ({ name, env: makeEnv }) => {
     expect(notices().at(-1)).toBe(`🗑 Your ${new URL(fake.baseUrl).host} key ****${key.slice(-4)} (FAKE_API_KEY) expired and was deleted. Send /byok key ${id} to add a new one.`);
     expect(await app.vault.list(ws())).toEqual([]);
     expect(await status(id)).toEqual({ status: 'pending_key', code: 'key_expired' });
+  });
+
+  it('a key notice names the vendor in the reader\'s language (zh: 深度求索 DeepSeek), in the chat and in /byok keys', async () => {
+    const add = await app.registry.add_template(ws(), 'deepseek', { base_url: fake.baseUrl });
+    if (!add.ok) throw new Error(JSON.stringify(add));
+    const envVar = add.model.api_key_env;
+    const exp = new Date(Date.now() + 30 * HOUR).toISOString();
+    const channel = { channel: 'test', chat_id: uid, user_id: uid, lang: 'zh' as const };
+    await app.vault.put(ws(), envVar, new TextEncoder().encode(newKey()), { kind: 'api_key', channel, validated_at: new Date().toISOString(), expires_at: exp });
+    await app.registry.set_key_status(ws(), envVar, 'active');
+    expect((await runExpirySweep({ ...app.keyJobs, now: () => Date.now() + 7 * HOUR })).warned).toBe(1);
+    await app.notifyRunner.drain();
+    expect(notices().at(-1)).toContain('深度求索 DeepSeek');
+    await chan.say('/byok keys', uid, { lang: 'zh' });
+    expect(chan.last()).toContain('深度求索 DeepSeek');
   });
 
   it('expiry: a key already past expires_at is not used even before the sweep, and is deleted by it', async () => {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { BullMQRunner, InProcessRunner, type HookedJobRunner } from '../../src/queue/index.ts';
+import { InProcessRunner, type HookedJobRunner } from '../../src/queue/index.ts';
+import { BullMQRunner } from '../../src/queue/bullmq-runner.ts';
 import { testApp } from '../support/app.ts';
 import { startFakeOpenAI } from '../support/fake-vendors.ts';
 import { useTestRedis } from '../support/redis.ts';

@@ -5,7 +5,7 @@ import type { App } from '../../src/app.ts';
 import { Notifier } from '../../src/chat/notifier.ts';
 import { createLogger } from '../../src/log.ts';
 import { JOB_NOTIFY, type NotifyPayload } from '../../src/queue/types.ts';
-import type { Registry } from '../../src/registry/registry.ts';
+import type { Registry } from '../../src/registry/index.ts';
 import { RedisStore } from '../../src/store/redis-store.ts';
 import { testApp, type LogCapture } from '../support/app.ts';
 import { startFakeOpenAI, type FakeVendor } from '../support/fake-vendors.ts';

@@ -378,7 +378,7 @@ describe('validate-key with an OAuth credentials file (file store)', () => {
     const before = oauth.requests.length;
     const vendorCalls = vendor.requests.length;
     const err = await submit(JSON.stringify({ access_token: g.access_token, refresh_token: g.refresh_token, expiry_date: g.expiry_ms }), { lang: 'zh' }).catch((e: unknown) => e);
-    expect((err as Error).name).toBe('UnrecoverableError');
+    expect((err as Error).name).toBe('UnrecoverableJobError');
     expect(oauth.requests.length).toBe(before);
     expect(vendor.requests.length).toBe(vendorCalls);
     expect(statuses.at(-1)).toMatchObject({ code: 'form_error', what_to_do: 'open_new_form' });
@@ -393,7 +393,7 @@ describe('validate-key with an OAuth credentials file (file store)', () => {
     const s = oauth.issue('qwen-code', { expiresInS: -60 });
     oauth.revoke(s.refresh_token);
     const err = await submit(JSON.stringify({ access_token: s.access_token, refresh_token: s.refresh_token, resource_url: 'portal.qwen.ai', expiry_date: s.expiry_ms })).catch((e: unknown) => e);
-    expect((err as Error).name).toBe('UnrecoverableError');
+    expect((err as Error).name).toBe('UnrecoverableJobError');
     expect(statuses.at(-1)).toMatchObject({ code: 'invalid_key' });
     expect(String(statuses.at(-1)!.message)).toMatch(/log in again in Qwen Code/);
     expect(registryCalls).toContain('status key_error');

@@ -63,7 +63,7 @@ describe('Redis Cluster specifics', () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'byok-store-'));
     const prefix = newTestPrefix('factory');
     const store = createStore({ dataDir: dir, redisUrl: cluster.url, redisPrefix: prefix });
-    const runner = createRunner({ redisUrl: cluster.url, redisPrefix: prefix }, { retry: FAST, queueName: 'validate' });
+    const runner = await createRunner({ redisUrl: cluster.url, redisPrefix: prefix }, { retry: FAST, queueName: 'validate' });
     try {
       expect(store.kind).toBe('redis');
       expect((store as RedisStore).redis).toBeInstanceOf(Cluster);

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BullMQRunner } from '../../src/queue/bullmq-runner.ts';
 import { createRunner } from '../../src/queue/index.ts';
 import { InProcessRunner } from '../../src/queue/inprocess-runner.ts';
-import { UnrecoverableError } from '../../src/queue/types.ts';
+import { UnrecoverableJobError } from '../../src/queue/types.ts';
 import { RedisStore } from '../../src/store/redis-store.ts';
 import { ROOT, spawnModuleChild } from '../support/processes.ts';
 import { dumpPrefix, keysWithPrefix, useTestRedis } from '../support/redis.ts';
@@ -33,7 +33,7 @@ describe('Redis backend', () => {
       const r = new BullMQRunner({ connection: redisCtx.url, prefix, retry: { attempts: 2, backoffMs: 20, maxBackoffMs: 100 } });
       open.push(r);
       r.register<{ mode: string }>('job', async (d) => {
-        if (d.mode === 'unrecoverable') throw new UnrecoverableError('definite');
+        if (d.mode === 'unrecoverable') throw new UnrecoverableJobError('definite');
         if (d.mode === 'fail') throw new Error('transient');
         return { echoed: canary }; // return values must not be stored either
       });
@@ -76,8 +76,8 @@ describe('Redis backend', () => {
     });
 
     it('createRunner picks BullMQ when REDIS_URL is set, in-process otherwise', async () => {
-      const b = createRunner({ redisUrl: redisCtx.url, redisPrefix: redisCtx.sub('factory') }, { retry: FAST });
-      const i = createRunner({ redisUrl: undefined, redisPrefix: 'byok:' }, { retry: FAST });
+      const b = await createRunner({ redisUrl: redisCtx.url, redisPrefix: redisCtx.sub('factory') }, { retry: FAST });
+      const i = await createRunner({ redisUrl: undefined, redisPrefix: 'byok:' }, { retry: FAST });
       expect(b.kind).toBe('bullmq');
       expect(i.kind).toBe('inprocess');
       await b.close();

@@ -99,8 +99,8 @@ describe('menus: state in the store, a tap works on any process', () => {
     const sent = await A.send(priv(42), { text: 'pick', choices });
     const kb = a.of('sendMessage')[0].payload.reply_markup.inline_keyboard;
     const next = kb[8].find((x: any) => /Next/.test(x.text));
-    const message = { message_id: Number(sent.messageId), date: Math.floor(Date.now() / 1000), chat: { id: 42, type: 'private' } };
-    await B.dispatch({ update_id: 1, callback_query: { id: 'q1', from: { id: 42 }, message, data: next.callback_data } });
+    const message = { message_id: Number(sent.messageId), date: Math.floor(Date.now() / 1000), chat: { id: 42, type: 'private' as const, first_name: 'Ada' } };
+    await B.dispatch({ update_id: 1, callback_query: { id: 'q1', chat_instance: 'ci', from: { id: 42, is_bot: false, first_name: 'Ada' }, message, data: next.callback_data } });
     expect(b.of('answerCallbackQuery')[0].payload.text).toBeUndefined(); // not "stale"
     const page2 = b.of('editMessageReplyMarkup')[0].payload;
     expect(page2).toMatchObject({ chat_id: 42, message_id: Number(sent.messageId) });
@@ -111,7 +111,7 @@ describe('menus: state in the store, a tap works on any process', () => {
     await A.send(priv(42), { text: 'one', choices: [[{ label: 'L', data: long }]] });
     const data = a.of('sendMessage')[1].payload.reply_markup.inline_keyboard[0][0].callback_data as string;
     expect(data.startsWith('k|')).toBe(true);
-    await B.dispatch({ update_id: 2, callback_query: { id: 'q2', from: { id: 42, language_code: 'en' }, message: { ...message, message_id: 77 }, data } });
+    await B.dispatch({ update_id: 2, callback_query: { id: 'q2', chat_instance: 'ci', from: { id: 42, is_bot: false, first_name: 'Ada', language_code: 'en' }, message: { ...message, message_id: 77 }, data } });
     expect(got.map((m) => m.callbackData)).toEqual([long]);
 
     // The card A sent is edited by B when the key result arrives there.
@@ -135,7 +135,7 @@ describe('menus: state in the store, a tap works on any process', () => {
     const c = apiRecorder({}, { passThrough: false });
     const C = channel(store(redis.sub('other')), { transformers: [c.transformer], budget: false });
     await C.start(async () => undefined);
-    await C.dispatch({ update_id: 3, callback_query: { id: 'q3', from: { id: 42 }, message, data: next.callback_data } });
+    await C.dispatch({ update_id: 3, callback_query: { id: 'q3', chat_instance: 'ci', from: { id: 42, is_bot: false, first_name: 'Ada' }, message, data: next.callback_data } });
     expect(c.of('answerCallbackQuery')[0].payload.text).toBe(en['telegram.picker_stale']);
     expect(c.of('editMessageReplyMarkup')).toHaveLength(0);
     for (const ch of [A, B, C]) await ch.stop();

@@ -1,11 +1,11 @@
-import type { ChannelAdapter, EnvInputRequest, InboundMessage, KeyResult, OutgoingMessage, SentRef } from '../../channels/types.ts';
+import type { EnvInputRequest, InboundMessage, KeyResult, OutgoingMessage, SentRef, ChannelCore, KeyResults } from '../../src/channel.ts';
 import type { ChannelRef } from '../../src/queue/types.ts';
 
 /** A channel that records what the bot sends; tests push inbound messages with `say`. */
-export class RecordingChannel implements ChannelAdapter {
+export class RecordingChannel implements ChannelCore, KeyResults {
   readonly name: string;
   readonly capabilities = { deleteInbound: false, editMessages: false, buttons: false, maxMessageLength: 4096 };
-  readonly sent: Array<{ chat: ChannelRef; text: string }> = [];
+  readonly sent: Array<{ chat: ChannelRef; text: string; choices?: OutgoingMessage['choices'] }> = [];
   readonly forms: EnvInputRequest[] = [];
   readonly results: KeyResult[] = [];
   private handler?: (msg: InboundMessage) => Promise<void>;
@@ -21,7 +21,7 @@ export class RecordingChannel implements ChannelAdapter {
   async stop(): Promise<void> {}
 
   async send(chat: ChannelRef, msg: OutgoingMessage): Promise<SentRef> {
-    this.sent.push({ chat, text: msg.text });
+    this.sent.push({ chat, text: msg.text, ...(msg.choices ? { choices: msg.choices } : {}) });
     return { chat, messageId: String(++this.seq) };
   }
 
@@ -36,7 +36,7 @@ export class RecordingChannel implements ChannelAdapter {
   }
 
   /** Sends a message from `userId` (privately, or in group `group`) and waits until it is handled. */
-  async say(text: string, userId = '1', opts: { group?: string; lang?: 'en' | 'zh' } = {}): Promise<void> {
+  async say(text: string, userId = '1', opts: { group?: string; lang?: 'en' | 'zh'; addressed?: boolean } = {}): Promise<void> {
     if (!this.handler) throw new Error('channel not started');
     const chatId = opts.group ?? userId;
     await this.handler({
@@ -47,6 +47,7 @@ export class RecordingChannel implements ChannelAdapter {
       workspace: `tg:${userId}`,
       groupWorkspace: opts.group ? `tg:group:${opts.group}` : undefined,
       isPrivate: !opts.group,
+      addressed_to_bot: opts.addressed ?? true,
       lang: opts.lang ?? 'en',
       text,
       kind: 'text',

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FinalFailure, HookedJobRunner } from '../../src/queue/inprocess-runner.ts';
-import { UnrecoverableError, type JobContext, type RetryPolicy } from '../../src/queue/types.ts';
+import { UnrecoverableJobError, type JobContext, type RetryPolicy } from '../../src/queue/types.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const FAST: RetryPolicy = { attempts: 3, backoffMs: 20, maxBackoffMs: 1_000 };
@@ -65,14 +65,14 @@ export function runnerContract(name: string, make: MakeRunner): void {
       expect(at[1] - at[0]).toBeGreaterThanOrEqual(280); // not the 20 ms backoff
     });
 
-    it('does not retry an UnrecoverableError, and reports it as final', async () => {
+    it('does not retry an UnrecoverableJobError, and reports it as final', async () => {
       const r = open({ attempts: 5, backoffMs: 20, maxBackoffMs: 1_000 });
       let calls = 0;
       const finals: FinalFailure[] = [];
       r.onFinalFailure((f) => void finals.push(f));
       r.register('definite', async () => {
         calls++;
-        throw new UnrecoverableError('invalid_key');
+        throw new UnrecoverableJobError('invalid_key', 'invalid_key');
       });
       await r.start();
       const id = await r.enqueue('definite', { model_id: 'm1' });
@@ -82,6 +82,9 @@ export function runnerContract(name: string, make: MakeRunner): void {
       expect(finals).toHaveLength(1);
       expect(finals[0]).toMatchObject({ name: 'definite', jobId: id, data: { model_id: 'm1' }, attempts: 1, maxAttempts: 5, unrecoverable: true });
       expect(finals[0].error.message).toBe('invalid_key');
+      // Both runners hand the hook the handler's own error (BullMQ's stand-in is unwrapped).
+      expect(finals[0].error).toBeInstanceOf(UnrecoverableJobError);
+      expect((finals[0].error as UnrecoverableJobError).code).toBe('invalid_key');
     });
 
     it('fires the final-failure hook once, after the last attempt', async () => {

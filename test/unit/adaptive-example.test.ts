@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseExample } from '../../src/registry/parse-example.ts';
+import { parseExample } from '../../src/registry/parse-example/index.ts';
 import type { CustomModel } from '../../src/registry/types.ts';
 import type { NetOptions } from '../../src/vendors/net.ts';
 import type { StreamEvent } from '../../src/vendors/types.ts';

@@ -59,7 +59,7 @@ describe('advice in the catalogues points to commands that exist', () => {
   }
 
   it('the registry\'s advice for capabilities and pricing names real commands', () => {
-    const src = fs.readFileSync(path.join(ROOT, 'src/registry/registry.ts'), 'utf8');
+    const src = fs.readFileSync(path.join(ROOT, 'src/registry/add.ts'), 'utf8');
     expect(src).not.toMatch(/adjust them with update\b/);
     const m = mentions(src.match(/curated list: capabilities default[^`]*/)![0]);
     expect(m.chat.length + m.cli.length).toBeGreaterThan(0);

@@ -7,8 +7,8 @@ import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { detectKeys } from '../../src/secrets/detector.ts';
 import { addKeyKind, keyKinds, keyShapeRe, type KeyKindSpec } from '../../src/secrets/key-kinds.ts';
-import { KEY_DROPPED_WARNING, parseExample } from '../../src/registry/parse-example.ts';
-import { looksLikeKey } from '../../src/registry/registry.ts';
+import { KEY_DROPPED_WARNING, parseExample } from '../../src/registry/parse-example/index.ts';
+import { looksLikeKey } from '../../src/registry/index.ts';
 import { scrubVendorMessage } from '../../src/vendors/classify.ts';
 
 /** What each consumer makes of a key (true = recognised as a key). */

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import ipaddr from 'ipaddr.js';
 import { request } from 'undici';
 import { blockedAddressReason, createVendorDispatcher, parseIPv6, validateBaseUrl, vendorRequest } from '../../src/vendors/net.ts';
 import { classifyError, classifyHttp, parseRetryAfter, scrubVendorMessage } from '../../src/vendors/classify.ts';
@@ -247,5 +248,75 @@ describe('classification', () => {
     expect(s).not.toMatch(/sk-proj|AKIA|abc\.def|0123456789abcdef/);
     expect(scrubVendorMessage('echo my-exact-secret here', ['my-exact-secret'])).toBe('echo [redacted] here');
     expect(scrubVendorMessage('The model `gpt-4o-mini-2024-07-18` does not exist')).toContain('gpt-4o-mini-2024-07-18');
+  });
+});
+
+// Every blocked range, written out here as the spec (first match wins, as in src/vendors/net.ts).
+// Forms that embed an IPv4 address are judged by the IPv4 table and named in the reason.
+const SPEC_V4: [string, string][] = [
+  ['0.0.0.0/8', 'the "this network" range'], ['10.0.0.0/8', 'a private address'], ['100.64.0.0/10', 'a carrier-grade NAT address'],
+  ['127.0.0.0/8', 'a loopback address'], ['169.254.169.254/32', 'the cloud metadata address'], ['169.254.0.0/16', 'a link-local address'],
+  ['172.16.0.0/12', 'a private address'], ['192.0.0.0/24', 'an IETF protocol address'], ['192.0.2.0/24', 'a documentation address'],
+  ['192.88.99.0/24', 'a 6to4 relay address'], ['192.168.0.0/16', 'a private address'], ['198.18.0.0/15', 'a benchmarking address'],
+  ['198.51.100.0/24', 'a documentation address'], ['203.0.113.0/24', 'a documentation address'], ['224.0.0.0/4', 'a multicast address'],
+  ['255.255.255.255/32', 'the broadcast address'], ['240.0.0.0/4', 'a reserved address'],
+];
+const SPEC_V6: [string, string | { embeds: string; at: 'low32' | '6to4' }][] = [
+  ['::/128', 'the unspecified address'], ['::1/128', 'a loopback address'],
+  ['::ffff:0:0/96', { embeds: 'IPv4-mapped', at: 'low32' }], ['::ffff:0:0:0/96', { embeds: 'IPv4-translated', at: 'low32' }],
+  ['::/96', { embeds: 'IPv4-compatible', at: 'low32' }], ['64:ff9b::/96', { embeds: 'NAT64', at: 'low32' }],
+  ['64:ff9b:1::/48', 'a local-use NAT64 address'], ['2002::/16', { embeds: '6to4', at: '6to4' }],
+  ['2001::/32', 'a Teredo address'], ['2001:db8::/32', 'a documentation address'], ['100::/64', 'a discard-only address'],
+  ['fd00:ec2::/32', 'the cloud metadata address'], ['fc00::/7', 'a private (unique local) address'], ['fe80::/10', 'a link-local address'],
+  ['fec0::/10', 'a site-local address'], ['ff00::/8', 'a multicast address'],
+];
+
+describe('every blocked range, first and last address (and the addresses just outside)', () => {
+  const v4Num = (ip: ipaddr.IPv4) => ip.octets.reduce((n, o) => n * 256 + o, 0);
+  const v4Of = (n: number) => new ipaddr.IPv4([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+  const v6Num = (ip: ipaddr.IPv6) => ip.parts.reduce((n, p) => (n << 16n) | BigInt(p), 0n);
+  const v6Of = (n: bigint) => new ipaddr.IPv6(Array.from({ length: 8 }, (_, i) => Number((n >> BigInt(16 * (7 - i))) & 0xffffn)));
+  const spec4 = (ip: ipaddr.IPv4) => SPEC_V4.find(([c]) => ip.match(ipaddr.IPv4.parseCIDR(c)))?.[1];
+  const spec6 = (ip: ipaddr.IPv6) => {
+    const hit = SPEC_V6.find(([c]) => ip.match(ipaddr.IPv6.parseCIDR(c)));
+    if (!hit) return undefined;
+    if (typeof hit[1] === 'string') return hit[1];
+    const g = ip.parts;
+    const [hi, lo] = hit[1].at === '6to4' ? [g[1]!, g[2]!] : [g[6]!, g[7]!];
+    const inner = v4Of(((hi << 16) | lo) >>> 0);
+    const why = spec4(inner);
+    return why && `${why} (${hit[1].embeds} ${inner.toString()})`;
+  };
+  for (const [cidr] of SPEC_V4) {
+    it(cidr, () => {
+      const first = v4Num(ipaddr.IPv4.networkAddressFromCIDR(cidr));
+      const last = v4Num(ipaddr.IPv4.broadcastAddressFromCIDR(cidr));
+      for (const n of [first, last]) expect(blockedAddressReason(v4Of(n).toString())).toBeDefined();
+      for (const n of [first - 1, first, last, last + 1].filter((x) => x >= 0 && x <= 0xffffffff)) {
+        const ip = v4Of(n);
+        expect(blockedAddressReason(ip.toString()), ip.toString()).toBe(spec4(ip));
+        // The same address inside each IPv6 form that embeds one.
+        expect(blockedAddressReason(`::ffff:${ip}`)).toBe(spec6(ipaddr.IPv6.parse(`::ffff:${ip}`)));
+      }
+    });
+  }
+  for (const [cidr] of SPEC_V6) {
+    it(cidr, () => {
+      const first = v6Num(ipaddr.IPv6.networkAddressFromCIDR(cidr));
+      const last = v6Num(ipaddr.IPv6.broadcastAddressFromCIDR(cidr));
+      for (const n of [first, last]) expect(blockedAddressReason(v6Of(n).toString())).toBeDefined();
+      for (const n of [first - 1n, first, last, last + 1n].filter((x) => x >= 0n && x < 1n << 128n)) {
+        const ip = v6Of(n);
+        expect(blockedAddressReason(ip.toString()), ip.toString()).toBe(spec6(ip));
+        expect(blockedAddressReason(`[${ip.toNormalizedString()}]`)).toBe(spec6(ip));
+      }
+    });
+  }
+  it('names the embedded address and the form it came in', () => {
+    expect(blockedAddressReason('::ffff:0:0')).toBe('the "this network" range (IPv4-mapped 0.0.0.0)');
+    expect(blockedAddressReason('2002:ffff:ffff::')).toBe('the broadcast address (6to4 255.255.255.255)');
+    expect(blockedAddressReason('::7f00:1')).toBe('a loopback address (IPv4-compatible 127.0.0.1)');
+    expect(blockedAddressReason('::127.0.0.1')).toBe('a loopback address (IPv4-compatible 127.0.0.1)');
+    expect(blockedAddressReason('64:ff9b::808:808')).toBeUndefined();
   });
 });

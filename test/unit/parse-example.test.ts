@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { KEY_DROPPED_WARNING, parseExample, type ExampleDraft } from '../../src/registry/parse-example.ts';
+import { KEY_DROPPED_WARNING, parseExample, type ExampleDraft } from '../../src/registry/parse-example/index.ts';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'examples');
 const fixture = (name: string) => readFileSync(join(FIXTURES, name), 'utf8');

@@ -5,7 +5,7 @@ import Fastify from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TelegramChannel } from '../../channels/telegram/index.ts';
 import { signInitData } from '../../channels/telegram/initdata.ts';
-import type { InboundMessage } from '../../channels/types.ts';
+import type { InboundMessage } from '../../src/channel.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/log.ts';
 import { FileStore } from '../../src/store/file-store.ts';
@@ -131,26 +131,26 @@ describe('TelegramChannel', () => {
     expect(kb[0][0].callback_data).toBe(`c|${(42).toString(36)}|/model custom/m0`);
     const nav = kb[8];
     const next = nav.find((b: any) => /Next/.test(b.text));
-    const message = { message_id: Number(sent.messageId), date: Math.floor(Date.now() / 1000), chat: { id: 42, type: 'private' } };
+    const message = { message_id: Number(sent.messageId), date: Math.floor(Date.now() / 1000), chat: { id: 42, type: 'private' as const, first_name: 'Ada' } };
     // Page 2
-    await ch.dispatch({ update_id: 1, callback_query: { id: 'q1', from: { id: 42 }, message, data: next.callback_data } });
+    await ch.dispatch({ update_id: 1, callback_query: { id: 'q1', chat_instance: 'ci', from: { id: 42, is_bot: false, first_name: 'Ada' }, message, data: next.callback_data } });
     const page2 = rec.of('editMessageReplyMarkup')[0].payload.reply_markup.inline_keyboard;
     expect(page2[0][0].text).toBe('M8');
     // Foreign tap
-    await ch.dispatch({ update_id: 2, callback_query: { id: 'q2', from: { id: 43 }, message, data: kb[0][0].callback_data } });
+    await ch.dispatch({ update_id: 2, callback_query: { id: 'q2', chat_instance: 'ci', from: { id: 43, is_bot: false, first_name: 'Bo' }, message, data: kb[0][0].callback_data } });
     expect(rec.of('answerCallbackQuery').at(-1)!.payload).toMatchObject({ callback_query_id: 'q2', show_alert: true });
     // Stale menu
-    await ch.dispatch({ update_id: 3, callback_query: { id: 'q3', from: { id: 42 }, message: { ...message, date: 1000 }, data: kb[0][0].callback_data } });
+    await ch.dispatch({ update_id: 3, callback_query: { id: 'q3', chat_instance: 'ci', from: { id: 42, is_bot: false, first_name: 'Ada' }, message: { ...message, date: 1000 }, data: kb[0][0].callback_data } });
     expect(rec.of('answerCallbackQuery').at(-1)!.payload.text).toMatch(/out of date/);
     expect(got).toHaveLength(0);
     // Good tap: the core gets the command; its first reply edits the menu.
-    await ch.dispatch({ update_id: 4, callback_query: { id: 'q4', from: { id: 42, language_code: 'en' }, message, data: kb[1][0].callback_data } });
+    await ch.dispatch({ update_id: 4, callback_query: { id: 'q4', chat_instance: 'ci', from: { id: 42, is_bot: false, first_name: 'Ada', language_code: 'en' }, message, data: kb[1][0].callback_data } });
     expect(got[0]).toMatchObject({ kind: 'callback', callbackData: '/model custom/m1', workspace: 'tg:42' });
     expect(rec.of('answerCallbackQuery').map((c) => c.payload.callback_query_id)).toEqual(['q1', 'q2', 'q3', 'q4']);
     await ch.send(got[0].chat, { text: 'Switched to M1' });
     expect(rec.of('editMessageText').at(-1)!.payload).toMatchObject({ message_id: Number(sent.messageId), text: 'Switched to M1' });
     // Garbage data is answered too.
-    await ch.dispatch({ update_id: 5, callback_query: { id: 'q5', from: { id: 42 }, message, data: 'nope' } });
+    await ch.dispatch({ update_id: 5, callback_query: { id: 'q5', chat_instance: 'ci', from: { id: 42, is_bot: false, first_name: 'Ada' }, message, data: 'nope' } });
     expect(rec.of('answerCallbackQuery').at(-1)!.payload.callback_query_id).toBe('q5');
   });
 
@@ -230,7 +230,7 @@ describe('TelegramChannel', () => {
     const { ch, got } = await started();
     const server = Fastify();
     ch.mount(server);
-    const update = { update_id: 9, message: { message_id: 3, date: 0, chat: { id: 42, type: 'private' }, from: { id: 42 }, text: 'hello' } };
+    const update = { update_id: 9, message: { message_id: 3, date: 0, chat: { id: 42, type: 'private' }, from: { id: 42, is_bot: false, first_name: 'Ada' }, text: 'hello' } };
     const bad = await server.inject({ method: 'POST', url: '/tg/hook', headers: { 'x-telegram-bot-api-secret-token': 'nope' }, payload: update });
     expect(bad.statusCode).toBe(401);
     const none = await server.inject({ method: 'POST', url: '/tg/hook', payload: update });

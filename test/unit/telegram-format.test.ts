@@ -27,25 +27,25 @@ describe('telegram format', () => {
 });
 
 describe('telegram update mapping', () => {
-  const from = { id: 42, first_name: 'Li', language_code: 'zh-hans' };
+  const from = { id: 42, is_bot: false as const, first_name: 'Li', language_code: 'zh-hans' };
   it('maps text, captions, edits, forwards; private and group workspaces; language', () => {
-    const t = messageToInbound({ update_id: 1, message: { message_id: 5, chat: { id: 42, type: 'private' }, from, text: 'hi' } })!;
+    const t = messageToInbound({ update_id: 1, message: { message_id: 5, date: 1, chat: { id: 42, type: 'private', first_name: 'Li' }, from, text: 'hi' } })!;
     expect(t).toMatchObject({ channel: 'telegram', workspace: 'tg:42', isPrivate: true, lang: 'zh', kind: 'text', text: 'hi', messageId: '5', senderId: '42' });
     expect(t.chat).toEqual({ channel: 'telegram', chat_id: '42', user_id: '42', lang: 'zh' });
     expect(t.groupWorkspace).toBeUndefined();
-    const c = messageToInbound({ update_id: 2, message: { message_id: 6, chat: { id: -100, type: 'supergroup' }, from: { id: 7 }, caption: 'cap' } })!;
+    const c = messageToInbound({ update_id: 2, message: { message_id: 6, date: 1, chat: { id: -100, type: 'supergroup', title: 'Team' }, from: { id: 7, is_bot: false, first_name: 'Qi' }, caption: 'cap' } })!;
     expect(c).toMatchObject({ kind: 'caption', text: 'cap', workspace: 'tg:7', groupWorkspace: 'tg:group:-100', isPrivate: false, lang: undefined });
-    const e = messageToInbound({ update_id: 3, edited_message: { message_id: 6, chat: { id: 42, type: 'private' }, from, text: 'edited' } })!;
+    const e = messageToInbound({ update_id: 3, edited_message: { message_id: 6, date: 1, edit_date: 2, chat: { id: 42, type: 'private', first_name: 'Li' }, from, text: 'edited' } })!;
     expect(e.kind).toBe('edited');
-    const f = messageToInbound({ update_id: 4, message: { message_id: 7, chat: { id: 42, type: 'private' }, from, text: 'fwd', forward_origin: { type: 'user' } } })!;
+    const f = messageToInbound({ update_id: 4, message: { message_id: 7, date: 1, chat: { id: 42, type: 'private', first_name: 'Li' }, from, text: 'fwd', forward_origin: { type: 'user', date: 1, sender_user: { id: 9, is_bot: false, first_name: 'Fu' } } } })!;
     expect(f.kind).toBe('forwarded');
-    expect(messageToInbound({ update_id: 5, message: { message_id: 8, chat: { id: 42, type: 'private' }, from } })).toBeUndefined();
-    expect(messageToInbound({ update_id: 6, message: { message_id: 9, chat: { id: -1, type: 'group' }, from, text: '/model@OtherBot' } }, 'MyBot')).toBeUndefined();
-    expect(messageToInbound({ update_id: 7, message: { message_id: 9, chat: { id: -1, type: 'group' }, from, text: '/model@mybot' } }, 'MyBot')).toBeDefined();
+    expect(messageToInbound({ update_id: 5, message: { message_id: 8, date: 1, chat: { id: 42, type: 'private', first_name: 'Li' }, from } })).toBeUndefined();
+    expect(messageToInbound({ update_id: 6, message: { message_id: 9, date: 1, chat: { id: -1, type: 'group', title: 'Team' }, from, text: '/model@OtherBot' } }, 'MyBot')).toMatchObject({ addressed_to_bot: false });
+    expect(messageToInbound({ update_id: 7, message: { message_id: 9, date: 1, chat: { id: -1, type: 'group', title: 'Team' }, from, text: '/model@mybot' } }, 'MyBot')).toMatchObject({ addressed_to_bot: true });
     // A key sent along a command for another bot still reaches the guard (to be deleted).
     const keyed = `/ask@OtherBot sk-ant-api03-${'Q7vZ2xK9mW4pL8nR3tY6uB1cE5hJ0dF'.repeat(3)}AA`;
-    expect(messageToInbound({ update_id: 9, message: { message_id: 10, chat: { id: -1, type: 'group' }, from, text: keyed } }, 'MyBot')).toBeDefined();
-    expect(messageToInbound({ update_id: 8, message: { message_id: 9, chat: { id: 1, type: 'private' }, from: { id: 1, is_bot: true }, text: 'x' } })).toBeUndefined();
+    expect(messageToInbound({ update_id: 9, message: { message_id: 10, date: 1, chat: { id: -1, type: 'group', title: 'Team' }, from, text: keyed } }, 'MyBot')).toBeDefined();
+    expect(messageToInbound({ update_id: 8, message: { message_id: 9, date: 1, chat: { id: 1, type: 'private', first_name: 'Li' }, from: { id: 1, is_bot: true, first_name: 'Other' }, text: 'x' } })).toBeUndefined();
   });
 
   it('encodes callback data within 64 bytes, bound to the user; long commands wait in the store', async () => {

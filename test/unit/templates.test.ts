@@ -16,6 +16,7 @@ import {
   templateModel,
 } from '../../src/vendors/templates.ts';
 import { Template } from '../../src/vendors/template-schema.ts';
+import { localizeTemplateName, templateName } from '../../src/vendors/template-name.ts';
 
 const IDS = [
   'anthropic', 'openai', 'xai', 'qwen', 'deepseek', 'kimi', 'mimo', 'gemini', 'gemma', 'near-ai',
@@ -145,6 +146,21 @@ describe('curated templates', () => {
     expect(x.notes.join(' ')).toMatch(/X Premium.*SuperGrok.*not API access/);
     expect(x.notes.join(' ')).toContain('console.x.ai');
     expect(x.notes_zh.join(' ')).toMatch(/SuperGrok/);
+  });
+
+  it('a Chinese display name, where present, is Chinese and shown to Chinese users only', () => {
+    const named = templates.filter((t) => t.name_zh !== undefined);
+    expect(named.map((t) => t.id)).toEqual(expect.arrayContaining(['qwen', 'deepseek', 'kimi', 'mimo', 'zai', 'openai-compatible', 'qwen-code']));
+    for (const t of named) expect(t.name_zh, t.id).toMatch(/[\u4e00-\u9fff]/);
+    const qwen = getTemplate('qwen')!;
+    expect(templateName(qwen, 'zh')).toBe('通义千问（阿里云百炼 / DashScope）');
+    expect(templateName(qwen, 'en')).toBe(qwen.name);
+    // A brand-only name has no Chinese one and stays as it is.
+    expect(templateName(getTemplate('openrouter')!, 'zh')).toBe('OpenRouter');
+    // A name recorded in English (a key notice from the worker) is shown in Chinese, host kept.
+    expect(localizeTemplateName(`${qwen.name} (dashscope.aliyuncs.com)`, 'zh')).toBe('通义千问（阿里云百炼 / DashScope） (dashscope.aliyuncs.com)');
+    expect(localizeTemplateName('llm.example.com', 'zh')).toBe('llm.example.com');
+    expect(Template.safeParse({ ...qwen, name_zh: '' }).success).toBe(false);
   });
 
   it('no alias is claimed twice', () => {

@@ -99,15 +99,16 @@ describe('wechat inbound mapping', () => {
     expect(await ch.toInbound(fakeMessage({ type: wxTypes.Message.Image, room: 'r1@chatroom' }))).toBeUndefined();
   });
 
-  it('in rooms: commands and mentions only, plus anything carrying a key (for the guard)', async () => {
+  it('in rooms: commands and mentions are addressed to the bot; the rest is passed unaddressed (for the core guard)', async () => {
     const room = 'r1@chatroom';
-    expect(await ch.toInbound(fakeMessage({ room, text: 'just chatting' }))).toBeUndefined();
+    expect(await ch.toInbound(fakeMessage({ room, text: 'just chatting' }))).toMatchObject({ addressed_to_bot: false, text: 'just chatting' });
     const cmd = await ch.toInbound(fakeMessage({ room, text: '/byok add qwen' }));
-    expect(cmd).toMatchObject({ isPrivate: false, workspace: 'wx:wxid_alice', groupWorkspace: 'wx:room-r1@chatroom', chat: { chat_id: room, user_id: 'wxid_alice' } });
+    expect(cmd).toMatchObject({ isPrivate: false, addressed_to_bot: true, workspace: 'wx:wxid_alice', groupWorkspace: 'wx:room-r1@chatroom', chat: { chat_id: room, user_id: 'wxid_alice' } });
     const mention = await ch.toInbound(fakeMessage({ room, text: '@bot 你好', mention: true, mentionText: '你好' }));
-    expect(mention).toMatchObject({ text: '你好', isPrivate: false });
+    expect(mention).toMatchObject({ text: '你好', isPrivate: false, addressed_to_bot: true });
     const key = await ch.toInbound(fakeMessage({ room, text: 'my key sk-proj-' + 'Ab3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5bC7dE9fG1hJ3' }));
-    expect(key).toMatchObject({ isPrivate: false });
+    expect(key).toMatchObject({ isPrivate: false, addressed_to_bot: false });
+    expect(await ch.toInbound(fakeMessage({ text: 'hello' }))).toMatchObject({ isPrivate: true, addressed_to_bot: true });
   });
 });
 
@@ -206,7 +207,7 @@ describe('wechat adapter with the mock puppet', () => {
     const owned = mocker.createRoom({ id: 'owned@chatroom', memberIdList: [bot.id, alice.id, carol.id], ownerId: carol.id });
     const open = mocker.createRoom({ id: 'open@chatroom', memberIdList: [bot.id, alice.id, carol.id] });
     const msg = (room: string, sender: string) =>
-      ({ channel: 'wechat', chat: { channel: 'wechat', chat_id: room }, senderId: sender, workspace: workspaceOf(sender), isPrivate: false, text: '/model 1', kind: 'text' }) as const;
+      ({ channel: 'wechat', chat: { channel: 'wechat', chat_id: room }, senderId: sender, workspace: workspaceOf(sender), isPrivate: false, addressed_to_bot: true, text: '/model 1', kind: 'text' }) as const;
     expect(await ch.isGroupAdmin(msg(owned.id, carol.id))).toBe(true);
     expect(await ch.isGroupAdmin(msg(owned.id, alice.id))).toBe(false);
     expect(await ch.isGroupAdmin(msg(open.id, alice.id))).toBe(false);

@@ -7,11 +7,12 @@
  * answer. A model that can use a key already stored is probed at once, so its status is the
  * vendor's answer, not a guess (`model_problem` when the vendor does not serve the model).
  */
-import type { NeedEnvInput, Registry } from '../../registry/registry.ts';
-import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../../registry/types.ts';
+import { type NeedEnvInput, type Registry, MODEL_SELECTOR_PREFIX, type CustomModel } from '../../registry/index.ts';
 import type { ProbeResult } from '../../vendors/types.ts';
 import type { Template } from '../../vendors/template-schema.ts';
 import { findTemplate, getTemplate, loadTemplates, normalize, suggestTemplates } from '../../vendors/templates.ts';
+import { templateName } from '../../vendors/template-name.ts';
+import type { Lang } from '../../i18n/index.ts';
 import { outcomeText } from '../outcomes.ts';
 import { registryErrorText } from '../registry-text.ts';
 import { PENDING_TTL_MS, type AddField, type ChatStateStore, type PendingAdd } from '../state.ts';
@@ -97,10 +98,10 @@ export function nextField(tpl: Template, have: Have, hasSibling: boolean, intera
 function question(ctx: CommandCtx, tpl: Template, field: AddField): string {
   switch (field) {
     case 'base_url':
-      return ctx.tr('add.ask_base_url', { vendor: tpl.name, example: urlExample(tpl) });
+      return ctx.tr('add.ask_base_url', { vendor: templateName(tpl, ctx.lang), example: urlExample(tpl) });
     case 'upstream_model': {
       const q = modelQuestion(tpl);
-      if (q === 'deployment') return ctx.tr('add.ask_deployment', { vendor: tpl.name });
+      if (q === 'deployment') return ctx.tr('add.ask_deployment', { vendor: templateName(tpl, ctx.lang) });
       if (q === 'keep') return ctx.tr('add.ask_model_default', { default: tpl.default_model });
       return ctx.tr('add.ask_model');
     }
@@ -243,11 +244,13 @@ export async function afterAdd(deps: AddDeps, ctx: CommandCtx, res: AddRes, regi
   if (ctx.lang !== 'zh') for (const w of res.warnings ?? []) lines.push(`⚠️ ${w}`);
   const tpl = getTemplate(model.vendor);
   let notes = tpl ? (ctx.lang === 'zh' && tpl.notes_zh.length ? tpl.notes_zh : tpl.notes) : [];
-  if (region) {
-    const intlHost = new URL(region.intl).host;
-    notes = notes.filter((n) => !n.includes(intlHost));
-    lines.push(ctx.tr('byok.mainland_endpoint', { host: new URL(model.base_url).host, id: model.id, intl: region.intl }));
-  }
+  // A note about the template's international host is for models on that host only: a model
+  // on the mainland host (picked for a Chinese user, or following the user's other models
+  // there) would be told the opposite of where it is.
+  const mainlandHost = tpl ? hostOf(mainlandBaseUrl(tpl)) : undefined;
+  const intlHost = tpl?.base_url ? hostOf(tpl.base_url) : undefined;
+  if (intlHost && mainlandHost && hostOf(model.base_url) === mainlandHost) notes = notes.filter((n) => !n.includes(intlHost));
+  if (region) lines.push(ctx.tr('byok.mainland_endpoint', { host: new URL(model.base_url).host, id: model.id, intl: region.intl }));
   for (const n of notes.slice(0, 2)) lines.push(`ℹ️ ${n}`);
   if (res.need_env_input) {
     // A vendor key for another host than its usual one has a name of its own: say which.
@@ -290,7 +293,8 @@ export async function checkModel(deps: Pick<AddDeps, 'registry' | 'probeStored'>
     clearTimeout(timer);
   }
   await recordProbe(deps.registry, ws, model, result);
-  const vendor = getTemplate(model.vendor)?.name ?? hostOf(model.base_url) ?? model.vendor;
+  const known = getTemplate(model.vendor);
+  const vendor = (known && templateName(known, ctx.lang)) ?? hostOf(model.base_url) ?? model.vendor;
   const p = { env: model.api_key_env, id: model.id, model: model.name, vendor, host: hostOf(model.base_url) ?? vendor, upstream: model.upstream_model };
   const keyed = !model.key_optional;
   switch (result.outcome) {
@@ -329,11 +333,18 @@ export async function recordProbe(registry: Registry, ws: string, model: CustomM
  * the vendor. A custom endpoint (or a template for any endpoint) has no such page: no link,
  * and the endpoint's host as its name — never "custom".
  */
-export function keyPageOf(model: Pick<CustomModel, 'vendor' | 'base_url'>): { vendor_name: string; homepage: string } {
+export function keyPageOf(
+  model: Pick<CustomModel, 'vendor' | 'base_url'> & { credential_kind?: CustomModel['credential_kind'] },
+  lang: Lang = 'en',
+): { vendor_name: string; homepage: string; reason_key: 'byok.reason' | 'byok.reason_file' | 'byok.reason_aws' } {
   const tpl = getTemplate(model.vendor);
   const host = hostOf(model.base_url) ?? model.vendor;
-  if (!tpl || tpl.id === 'openai-compatible') return { vendor_name: host, homepage: '' };
-  return { vendor_name: tpl.name, homepage: tpl.homepage };
+  // The form's "Why" line names what it asks for: a file, an AWS key pair (or Bedrock API key), a key.
+  const kind = model.credential_kind;
+  const reason_key = kind === 'oauth_json' ? 'byok.reason_file' : kind === 'aws_keypair' ? 'byok.reason_aws' : 'byok.reason';
+  if (!tpl || tpl.id === 'openai-compatible') return { vendor_name: host, homepage: '', reason_key };
+  // Named in the requester's language: the page and the chat card show it as it is.
+  return { vendor_name: templateName(tpl, lang), homepage: tpl.homepage, reason_key };
 }
 
 /** The mainland China endpoint a template names in its base_url_hint (Qwen, Kimi, MiniMax, Z.ai). */

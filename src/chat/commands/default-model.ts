@@ -3,8 +3,7 @@
  * default"). A private chat in which no model was chosen uses it; a chosen model still wins.
  * Kept in the user's prefs document in the Store, so every process agrees.
  */
-import type { Registry } from '../../registry/registry.ts';
-import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../../registry/types.ts';
+import { type Registry, MODEL_SELECTOR_PREFIX, type CustomModel } from '../../registry/index.ts';
 import type { PlatformModels } from '../platform.ts';
 import type { ChatStateStore } from '../state.ts';
 import type { CommandCtx } from './think.ts';

@@ -1,9 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import type { ChannelAdapter, InboundMessage, OutgoingMessage } from '../../../channels/types.ts';
+import type { ChannelAdapter, InboundMessage, OutgoingMessage } from '../../channel.ts';
 import { operatorAdmins } from '../../config.ts';
 import type { Lang, MessageKey } from '../../i18n/index.ts';
-import type { Registry } from '../../registry/registry.ts';
-import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../../registry/types.ts';
+import { type Registry, MODEL_SELECTOR_PREFIX, type CustomModel } from '../../registry/index.ts';
 import { SYSTEM_SCOPE, type Store } from '../../store/types.ts';
 import { findTemplate, suggestTemplates } from '../../vendors/templates.ts';
 import type { PlatformModels } from '../platform.ts';

@@ -3,10 +3,12 @@
  * /models with the user's stored key where the vendor offers discovery, else the curated list;
  * paged, with the next page as a button (Telegram) and as the command to type (everywhere).
  */
-import type { Choice, OutgoingMessage } from '../../../channels/types.ts';
+import type { Choice, OutgoingMessage } from '../../channel.ts';
 import { t, type Lang } from '../../i18n/index.ts';
-import type { Registry, VendorModel } from '../../registry/registry.ts';
+import type { Registry, VendorModel } from '../../registry/index.ts';
 import { getTemplate, suggestTemplates } from '../../vendors/templates.ts';
+import { templateName } from '../../vendors/template-name.ts';
+import type { Template } from '../../vendors/template-schema.ts';
 import { registryErrorText } from '../registry-text.ts';
 
 export const VENDOR_MODELS_PAGE_SIZE = 20;
@@ -18,7 +20,7 @@ export interface CommandCtx {
 }
 
 /** `args`: the words after `/byok models`; a last word that is a number is the page. */
-export async function vendorModelsCommand(ctx: CommandCtx, deps: { registry: Pick<Registry, 'list_vendor_models'> }, args: string[]): Promise<void> {
+export async function vendorModelsCommand(ctx: CommandCtx, deps: { registry: Pick<Registry, 'list_vendor_models' | 'list_models'> }, args: string[]): Promise<void> {
   const { lang } = ctx;
   const words = [...args];
   let page = 1;
@@ -33,15 +35,18 @@ export async function vendorModelsCommand(ctx: CommandCtx, deps: { registry: Pic
   }
   const { models } = res;
   const id = res.vendor;
-  const name = getTemplate(id)?.name ?? id;
+  const tpl = getTemplate(id);
+  const name = tpl ? templateName(tpl, lang) : id;
   const pages = Math.max(1, Math.ceil(models.length / VENDOR_MODELS_PAGE_SIZE));
-  if (page > pages) return ctx.reply(t(lang, 'models.bad_page', { page, pages, vendor: id }));
+  if (page > pages) return ctx.reply(t(lang, pages === 1 ? 'models.bad_page_one' : 'models.bad_page', { page, pages, vendor: id }));
   const first = (page - 1) * VENDOR_MODELS_PAGE_SIZE;
   const shown = models.slice(first, first + VENDOR_MODELS_PAGE_SIZE);
   const lines = [t(lang, res.source === 'live' ? 'models.header_live' : 'models.header_curated', { vendor: name, count: models.length, page, pages })];
   shown.forEach((m, i) => lines.push(`${first + i + 1}. ${modelLine(lang, m)}`));
   // The registry explains a fallback in English (API text); a Chinese chat gets the gist in Chinese.
-  if (res.source === 'curated' && res.note) lines.push('', `ℹ️ ${lang === 'zh' ? t(lang, 'models.curated_note') : res.note}`);
+  const otherHost = res.source === 'curated' && tpl ? await keyOnOtherHost(deps.registry, ctx.msg.workspace, tpl, res.note) : undefined;
+  if (otherHost) lines.push('', `ℹ️ ${t(lang, 'models.key_other_host', { vendor: name, ...otherHost })}`);
+  else if (res.source === 'curated' && res.note) lines.push('', `ℹ️ ${lang === 'zh' ? t(lang, 'models.curated_note') : res.note}`);
   lines.push('', t(lang, 'models.add_hint', { vendor: id, example: shown[0]?.id ?? 'model' }));
   const nav: Choice[] = [];
   if (page > 1) nav.push({ label: t(lang, 'telegram.prev'), data: `/byok models ${id} ${page - 1}` });
@@ -58,4 +63,33 @@ function modelLine(lang: Lang, m: VendorModel): string {
   if (m.context_window) parts.push(t(lang, 'models.context', { k: Math.round(m.context_window / 1000) }));
   if (m.pricing) parts.push(t(lang, 'models.price', { input: m.pricing.input_per_mtok, output: m.pricing.output_per_mtok, currency: m.pricing.currency }));
   return parts.join(' · ');
+}
+
+function hostOf(url: string | undefined): string | undefined {
+  try {
+    return url ? new URL(url).host : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * "No key stored" while the user's key for this vendor is stored for another host (a Qwen
+ * key for the mainland host, the list asked of the international one): which host's key it
+ * is, and that the list shown is the curated one for the template's host.
+ */
+async function keyOnOtherHost(
+  registry: Pick<Registry, 'list_models'>,
+  ws: string,
+  tpl: Template,
+  note: string | undefined,
+): Promise<{ host: string; env: string; list_host: string } | undefined> {
+  const listHost = hostOf(tpl.base_url ?? undefined);
+  if (!listHost || !note || !/\bno\b.*\bkey stored\b/i.test(note)) return undefined;
+  const res = await registry.list_models(ws);
+  // A model whose key was stored (accepted, or refused later): its host has the key.
+  const keyed = res.ok ? res.models.filter((m) => m.vendor === tpl.id && !m.key_optional && ['active', 'model_problem', 'key_error'].includes(m.status)) : [];
+  const other = keyed.find((m) => hostOf(m.base_url) !== listHost);
+  if (!other || keyed.some((m) => hostOf(m.base_url) === listHost)) return undefined;
+  return { host: hostOf(other.base_url) ?? other.base_url, env: other.api_key_env, list_host: listHost };
 }

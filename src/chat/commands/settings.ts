@@ -3,9 +3,7 @@
  * reasoning parameter (seed 004's Edit page, in chat). Alone, it shows the current values and
  * the fields. Changes go through registry.update, the same as `byok update` on the CLI.
  */
-import type { ModelChanges, Registry } from '../../registry/registry.ts';
-import { reasoningParamOf, withReasoningParam } from '../../registry/reasoning-param.ts';
-import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../../registry/types.ts';
+import { type ModelChanges, type Registry, reasoningParamOf, withReasoningParam, MODEL_SELECTOR_PREFIX, type CustomModel } from '../../registry/index.ts';
 import { registryErrorText } from '../registry-text.ts';
 import type { CommandCtx } from './think.ts';
 

@@ -6,11 +6,9 @@
  * relay turns it into the wire's `thinking` option and, with a budget, the rule's
  * `budget_tokens` (see thinkingCall and src/vendors/thinking.ts for what each style sends).
  */
-import type { ChannelAdapter, InboundMessage, OutgoingMessage } from '../../../channels/types.ts';
+import type { ChannelAdapter, InboundMessage, OutgoingMessage } from '../../channel.ts';
 import type { Lang, MessageKey } from '../../i18n/index.ts';
-import type { Registry } from '../../registry/registry.ts';
-import { reasoningParamOf } from '../../registry/reasoning-param.ts';
-import { MODEL_SELECTOR_PREFIX, type CustomModel } from '../../registry/types.ts';
+import { type Registry, reasoningParamOf, MODEL_SELECTOR_PREFIX, type CustomModel } from '../../registry/index.ts';
 import { ANTHROPIC_MIN_BUDGET, thinkingState } from '../../vendors/thinking.ts';
 import type { PlatformModels } from '../platform.ts';
 import type { ChatStateStore, ThinkingChoice } from '../state.ts';

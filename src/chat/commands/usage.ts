@@ -3,10 +3,10 @@
  * over a period, from the per-request log (the totals for `all`), and the latest requests
  * with their time in the user's zone.
  */
-import type { OutgoingMessage } from '../../../channels/types.ts';
+import type { OutgoingMessage } from '../../channel.ts';
 import { t, type Lang, type MessageKey } from '../../i18n/index.ts';
-import type { Registry } from '../../registry/registry.ts';
-import { MODEL_SELECTOR_PREFIX } from '../../registry/types.ts';
+import { countOf, type Counted } from '../../i18n/plural.ts';
+import { type Registry, MODEL_SELECTOR_PREFIX } from '../../registry/index.ts';
 import type { Store } from '../../store/types.ts';
 import { formatTime, userTimeZone } from '../time.ts';
 import {
@@ -103,7 +103,7 @@ export async function usageCommand(ctx: CommandCtx, deps: UsageCommandDeps, args
   const doc = await deps.usage.get(ws);
   if (!Object.keys(doc.models).length) return ctx.reply(tr('byok.usage_empty'));
   const label =
-    period.kind === 'today' ? tr('usage.period_today', { since: clock.format(since!) }) : period.kind === 'days' ? tr('usage.period_days', { days: period.days }) : tr('usage.period_all');
+    period.kind === 'today' ? tr('usage.period_today', { since: clock.format(since!) }) : period.kind === 'days' ? tr(period.days === 1 ? 'usage.period_day' : 'usage.period_days', { days: period.days }) : tr('usage.period_all');
   let entries: UsageEntry[] = [];
   let rows: UsageRow[];
   if (since) {
@@ -153,7 +153,8 @@ async function totalsProvider(registry: Pick<Registry, 'list_models'> | undefine
 
 function rowText(lang: Lang, key: 'usage.row' | 'usage.total', r: UsageRow): string {
   const cost = costText(r.cost);
-  return t(lang, key, { key: r.key, requests: r.requests, input: r.input_tokens, output: r.output_tokens, cost: cost ? `, ≈ ${cost}` : '' });
+  const n = (noun: Counted, v: number) => countOf(lang, noun, v);
+  return t(lang, key, { key: r.key, requests: n('requests', r.requests), input: n('tokens', r.input_tokens), output: n('tokens', r.output_tokens), cost: cost ? `, ≈ ${cost}` : '' });
 }
 
 /** `byok usage`'s JSON: rows per model or provider over a period (UTC days), and their total. */

@@ -14,7 +14,8 @@
  *
  * Client choice: hand-signed (SigV4 is ~40 lines; the fake Bedrock verifies every signature
  * with @smithy/signature-v4, the signer the AWS SDK uses) + undici through the SSRF-safe
- * dispatcher + our own AWS event-stream frame decoder (prelude, headers, payload, both CRCs).
+ * dispatcher (signer in ../sigv4.ts) + @smithy/eventstream-codec for the AWS event-stream
+ * frames (both CRCs, all header types; we only split the byte stream into frames).
  * @aws-sdk/client-bedrock-runtime would need its own request handler bridged onto our
  * dispatcher and retry strategy switched off, and it is the heaviest of the three SDKs per
  * call; the hand-written path keeps Bedrock on the same code path (and numbers) as the other
@@ -27,150 +28,72 @@
  * anything else into additionalModelRequestFields (where model-native parameters live:
  * Anthropic `thinking`, `top_k`, gpt-oss `reasoning_effort`).
  */
-import crypto from 'node:crypto';
-import zlib from 'node:zlib';
+import { EventStreamCodec, type Int64, type Message, type MessageHeaders } from '@smithy/eventstream-codec';
 import type { CustomModel } from '../../registry/types.ts';
 import { classifyError, classifyHttp, toProbeResult, toVendorError, streamFailure } from '../classify.ts';
 import { VendorError } from '../errors.ts';
 import { getDefaultNetOptions, secretString, USER_AGENT, vendorRequest, type NetOptions } from '../net.ts';
+import { signV4 } from '../sigv4.ts';
 import { applyThinking } from '../thinking.ts';
 import type { ChatMessage, ProbeResult, Secrets, StreamEvent, StreamOptions, Wire } from '../types.ts';
 import { extraHeaders, PROBE_HEADERS_TIMEOUT_MS } from './openai.ts';
 import { JSON_INSTRUCTION } from './anthropic.ts';
 
 // ---------------------------------------------------------------------------------------
-// SigV4
-
-/** AWS's URI escaping (RFC 3986 unreserved kept). */
-export function awsEscape(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-}
-
-function sha256Hex(data: string | Uint8Array): string {
-  return crypto.createHash('sha256').update(data).digest('hex');
-}
-
-function hmac(key: Uint8Array, data: string): Buffer {
-  return crypto.createHmac('sha256', key).update(data, 'utf8').digest();
-}
-
-export interface SigV4Input {
-  method: string;
-  url: URL;
-  headers: Record<string, string>;
-  body: string;
-  region: string;
-  service: string;
-  accessKeyId: string;
-  secretAccessKey: Uint8Array;
-  sessionToken?: string;
-  date?: Date;
-}
-
-/** Returns the headers to add (x-amz-date, x-amz-content-sha256, authorization, token). */
-export function signV4(i: SigV4Input): Record<string, string> {
-  const date = i.date ?? new Date();
-  const amzDate = date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
-  const day = amzDate.slice(0, 8);
-  const payloadHash = sha256Hex(i.body);
-  const add: Record<string, string> = { 'x-amz-date': amzDate, 'x-amz-content-sha256': payloadHash };
-  if (i.sessionToken) add['x-amz-security-token'] = i.sessionToken;
-  const all: Record<string, string> = { host: i.url.host, ...lower(i.headers), ...add };
-  const toSign = Object.keys(all)
-    .filter((k) => k === 'host' || k === 'content-type' || k.startsWith('x-amz-'))
-    .sort();
-  const canonicalHeaders = toSign.map((k) => `${k}:${all[k]!.trim().replace(/\s+/g, ' ')}\n`).join('');
-  const signedHeaders = toSign.join(';');
-  // Non-S3 services: each (already encoded) path segment is escaped again.
-  const canonicalPath = i.url.pathname.split('/').map((seg) => awsEscape(seg)).join('/') || '/';
-  const canonicalQuery = [...i.url.searchParams.entries()]
-    .map(([k, v]) => [awsEscape(k), awsEscape(v)] as const)
-    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : 1))
-    .map(([k, v]) => `${k}=${v}`)
-    .join('&');
-  const canonicalRequest = [i.method, canonicalPath, canonicalQuery, canonicalHeaders, signedHeaders, payloadHash].join('\n');
-  const scope = `${day}/${i.region}/${i.service}/aws4_request`;
-  const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256Hex(canonicalRequest)].join('\n');
-  const k0 = new Uint8Array(4 + i.secretAccessKey.length);
-  k0.set([0x41, 0x57, 0x53, 0x34]); // "AWS4"
-  k0.set(i.secretAccessKey, 4);
-  let k = hmac(k0, day);
-  k0.fill(0);
-  for (const part of [i.region, i.service, 'aws4_request']) {
-    const next = hmac(k, part);
-    k.fill(0);
-    k = next;
-  }
-  const signature = crypto.createHmac('sha256', k).update(stringToSign, 'utf8').digest('hex');
-  k.fill(0);
-  add.authorization = `AWS4-HMAC-SHA256 Credential=${i.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
-  return add;
-}
-
-function lower(h: Record<string, string>): Record<string, string> {
-  const o: Record<string, string> = {};
-  for (const [k, v] of Object.entries(h)) o[k.toLowerCase()] = v;
-  return o;
-}
-
-// ---------------------------------------------------------------------------------------
 // AWS event-stream frames (application/vnd.amazon.eventstream)
 
+export type EventStreamHeaderValue = string | number | boolean | Uint8Array;
+
 export interface EventStreamMessage {
-  headers: Record<string, string | number | boolean | Uint8Array>;
+  headers: Record<string, EventStreamHeaderValue>;
   body: Uint8Array;
 }
 
-const crc32: ((b: Uint8Array) => number) | undefined = (zlib as unknown as { crc32?: (b: Uint8Array) => number }).crc32;
+/** A frame longer than this is refused before it is buffered (Converse events are a few KiB). */
+const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+const utf8Dec = new TextDecoder();
+const utf8Enc = new TextEncoder();
+const codec = new EventStreamCodec((b) => utf8Dec.decode(b), (s) => utf8Enc.encode(s));
 
-function decodeHeaders(b: Buffer): EventStreamMessage['headers'] {
+/** A broken frame: classified as before (rejected), with a fixed message that never carries the frame's bytes. */
+function badFrame(what: string): VendorError {
+  return new VendorError('rejected', `Bedrock sent a ${what} event-stream frame; the answer was dropped`, { whatToDo: 'check_request', vendorCode: 'bad_event_stream' });
+}
+
+/** smithy's header values as the plain values the wire reads (int64 → number, timestamp → ms). */
+function plainHeaders(h: MessageHeaders): EventStreamMessage['headers'] {
   const out: EventStreamMessage['headers'] = {};
-  let o = 0;
-  while (o < b.length) {
-    const nameLen = b.readUInt8(o);
-    o += 1;
-    const name = b.toString('utf8', o, o + nameLen);
-    o += nameLen;
-    const type = b.readUInt8(o);
-    o += 1;
-    switch (type) {
-      case 0: out[name] = true; break;
-      case 1: out[name] = false; break;
-      case 2: out[name] = b.readInt8(o); o += 1; break;
-      case 3: out[name] = b.readInt16BE(o); o += 2; break;
-      case 4: out[name] = b.readInt32BE(o); o += 4; break;
-      case 5: out[name] = Number(b.readBigInt64BE(o)); o += 8; break;
-      case 6: { const n = b.readUInt16BE(o); o += 2; out[name] = new Uint8Array(b.subarray(o, o + n)); o += n; break; }
-      case 7: { const n = b.readUInt16BE(o); o += 2; out[name] = b.toString('utf8', o, o + n); o += n; break; }
-      case 8: out[name] = Number(b.readBigInt64BE(o)); o += 8; break;
-      case 9: out[name] = b.subarray(o, o + 16).toString('hex'); o += 16; break;
-      default: throw new Error(`event-stream: unknown header type ${type}`);
-    }
+  for (const [name, { type, value }] of Object.entries(h)) {
+    out[name] = type === 'long' ? Number((value as Int64).valueOf()) : type === 'timestamp' ? (value as Date).getTime() : (value as EventStreamHeaderValue);
   }
   return out;
 }
 
-/** Splits a byte stream into event-stream messages, verifying both CRCs. */
+/**
+ * Splits a byte stream into event-stream messages. Framing (the 4-byte total length, with a
+ * size cap) is done here; each whole frame is decoded by @smithy/eventstream-codec, which
+ * verifies the prelude and message CRC32s (in JS where zlib.crc32 is missing, Node < 20.15)
+ * and parses every header type.
+ */
 export async function* decodeEventStream(source: AsyncIterable<Uint8Array>): AsyncGenerator<EventStreamMessage> {
   let buf: Buffer = Buffer.alloc(0);
   for await (const chunk of source) {
     buf = buf.length ? Buffer.concat([buf, chunk]) : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    while (buf.length >= 12) {
+    while (buf.length >= 4) {
       const total = buf.readUInt32BE(0);
-      if (total < 16 || total > 16 * 1024 * 1024) throw new Error('event-stream: bad frame length');
+      if (total < 16 || total > MAX_FRAME_BYTES) throw badFrame('malformed (bad length)');
       if (buf.length < total) break;
-      const headersLen = buf.readUInt32BE(4);
-      if (crc32) {
-        if (crc32(buf.subarray(0, 8)) >>> 0 !== buf.readUInt32BE(8)) throw new Error('event-stream: prelude checksum mismatch');
-        if (crc32(buf.subarray(0, total - 4)) >>> 0 !== buf.readUInt32BE(total - 4)) throw new Error('event-stream: message checksum mismatch');
+      let msg: Message;
+      try {
+        msg = codec.decode(new Uint8Array(buf.buffer, buf.byteOffset, total));
+      } catch (e) {
+        throw badFrame(/checksum/i.test((e as Error).message) ? 'corrupted (checksum mismatch)' : 'malformed');
       }
-      const headers = decodeHeaders(buf.subarray(12, 12 + headersLen));
-      const body = buf.subarray(12 + headersLen, total - 4);
-      yield { headers, body };
+      yield { headers: plainHeaders(msg.headers), body: msg.body };
       buf = buf.subarray(total);
     }
   }
-  if (buf.length) throw new Error('event-stream: truncated frame');
+  if (buf.length) throw badFrame('truncated');
 }
 
 // ---------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
  * pricing and the reasoning parameter (the CLI side of the chat's `/byok set`).
  */
 import type { ParseArgsConfig } from 'node:util';
-import type { ModelChanges } from './registry/registry.ts';
+import type { ModelChanges } from '../registry/index.ts';
 
 type Values = Record<string, string | boolean | undefined>;
 

@@ -1,21 +1,21 @@
-import type { Config } from './config.ts';
-import { ByokError } from './errors.ts';
-import type { KeySource } from './registry/registry.ts';
-import { BoxKeys } from './secrets/box-keys.ts';
-import { loadCheckedMasterKeys, recordRotation } from './secrets/keyring-check.ts';
-import type { MasterKeyring } from './secrets/master-key.ts';
-import { Vault } from './secrets/vault.ts';
-import { Submissions } from './secure-input/submissions.ts';
-import { EnvInputRequests } from './secure-input/tokens.ts';
-import type { Store } from './store/types.ts';
-import { configureVendorNet } from './vendors/net.ts';
-import { getWire } from './vendors/wires/index.ts';
-import { validateKeyHandler } from './jobs/validate-key.ts';
-import { createLogger } from './log.ts';
-import { probeWithCredentials } from './credentials/index.ts';
-import type { CommandContext, CommandSpec } from './cli.ts';
-import { channelForWorkspace } from './jobs/keys.ts';
-import { vendorLabel } from './chat/waiting.ts';
+import type { Config } from '../config.ts';
+import { ByokError } from '../errors.ts';
+import type { KeySource } from '../registry/index.ts';
+import { BoxKeys } from '../secrets/box-keys.ts';
+import { loadCheckedMasterKeys, recordRotation } from '../secrets/keyring-check.ts';
+import type { MasterKeyring } from '../secrets/master-key.ts';
+import { Vault } from '../secrets/vault.ts';
+import { Submissions } from '../secure-input/submissions.ts';
+import { EnvInputRequests } from '../secure-input/tokens.ts';
+import type { Store } from '../store/types.ts';
+import { configureVendorNet } from '../vendors/net.ts';
+import { getWire } from '../vendors/wires/index.ts';
+import { validateKeyHandler } from '../jobs/validate-key.ts';
+import { createLogger } from '../log.ts';
+import { probeWithCredentials } from '../credentials/index.ts';
+import type { CommandContext, CommandSpec } from '../cli.ts';
+import { channelForWorkspace } from '../jobs/keys.ts';
+import { vendorLabel } from '../chat/waiting.ts';
 
 /**
  * CLI commands that touch the sealed side: one-time links, key tests, master-key rotation.
@@ -70,14 +70,14 @@ export const secretCommands: Record<string, CommandSpec> = {
       if (m.status === 'removed') return { ok: false, code: 'not_found', error: `custom/${m.id} is removed; add it again to reactivate it` };
       const config = ctx.config();
       // A custom endpoint has no key page: named by its host, no link (never "Create a key at custom").
-      const page = (await import('./chat/commands/add.ts')).keyPageOf(m);
+      const page = (await import('../chat/commands/add.ts')).keyPageOf(m);
       const lang = ctx.values.lang === 'zh' ? 'zh' : 'en';
       const requests = new EnvInputRequests(ctx.store(), { ttlMs: config.tokenTtlMs, publicUrl: config.publicUrl });
       const res = await requests.request({
         workspace: ctx.workspace,
         channel: { ...channelForWorkspace(ctx.workspace), lang },
         env_vars: [m.api_key_env, ...m.extra_env_vars],
-        reason: `${page.vendor_name} ${m.credential_kind === 'oauth_json' ? 'credentials file' : 'API key'} for ${m.name} (custom/${m.id})`,
+        reason: `${page.vendor_name} ${m.credential_kind === 'oauth_json' ? 'credentials file' : m.credential_kind === 'aws_keypair' ? 'AWS credentials' : 'API key'} for ${m.name} (custom/${m.id})`,
         model_id: m.id,
         vendor: m.vendor,
         vendor_name: page.vendor_name,

@@ -1,10 +1,10 @@
-import { ring } from './cli-secrets.ts';
-import type { CommandContext, CommandSpec } from './cli.ts';
-import { UsageError } from './cli-usage-error.ts';
-import { deleteKeyGroup, forgetWorkspace, keyGroups, resolveKeyTarget, type KeyGroup } from './jobs/keys.ts';
-import type { CustomModel } from './registry/types.ts';
-import { readVaultMeta, Vault } from './secrets/vault.ts';
-import { EnvInputRequests } from './secure-input/tokens.ts';
+import { ring } from './secrets.ts';
+import type { CommandContext, CommandSpec } from '../cli.ts';
+import { UsageError } from './usage-error.ts';
+import { deleteKeyGroup, forgetWorkspace, keyGroups, resolveKeyTarget, type KeyGroup } from '../jobs/keys.ts';
+import type { CustomModel } from '../registry/index.ts';
+import { readVaultMeta, Vault } from '../secrets/vault.ts';
+import { EnvInputRequests } from '../secure-input/tokens.ts';
 
 /**
  * CLI commands for stored keys: `keys`, `delete-key`, `forget`, and the key fields that

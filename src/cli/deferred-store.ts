@@ -1,5 +1,5 @@
-import type { Config } from './config.ts';
-import type { Store, TokenBucketOptions } from './store/types.ts';
+import type { Config } from '../config.ts';
+import type { Store, TokenBucketOptions } from '../store/types.ts';
 
 /**
  * The CLI's store, opened on its first call: the store module (and ioredis with it) is
@@ -14,7 +14,7 @@ export class DeferredStore implements Store {
   constructor(
     private readonly config: Pick<Config, 'dataDir' | 'redisUrl' | 'redisPrefix'>,
     private readonly open: (config: Pick<Config, 'dataDir' | 'redisUrl' | 'redisPrefix'>) => Promise<Store> = async (c) =>
-      (await import('./store/index.ts')).createStore(c),
+      (await import('../store/index.ts')).createStore(c),
   ) {
     this.kind = config.redisUrl ? 'redis' : 'file';
   }
