@@ -10,7 +10,7 @@ import { dumpPrefix } from '../support/redis.ts';
 import { startFakeBotApi, type FakeBotApi } from '../support/fake-bot-api.ts';
 import { startFakeOpenAI, type FakeVendor } from '../support/fake-vendors.ts';
 import { freePort, submitForm, waitFor } from '../support/form.ts';
-import { deliverUpdate, privateTextUpdate } from '../support/webhook.ts';
+import { deliverUpdate, deploymentEnv, privateTextUpdate } from '../support/webhook.ts';
 import { startPrivateRedis, startProcess, startRoundRobinProxy, waitForOutput, type PrivateRedis, type ProcHandle, type RoundRobinProxy } from '../support/processes.ts';
 
 /**
@@ -41,25 +41,14 @@ let store: RedisStore;
 let updateId = 1000;
 
 function env(extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    REDIS_URL: redis.url,
-    BYOK_REDIS_PREFIX: PREFIX,
-    BYOK_MASTER_KEY: MASTER,
-    BYOK_DATA_DIR: dataDir,
-    BYOK_ALLOW_PRIVATE_BASE_URLS: '1',
-    HOST: '127.0.0.1',
-    PUBLIC_URL: proxy.url,
-    TELEGRAM_BOT_TOKEN: TOKEN,
-    TELEGRAM_API_ROOT: botApi.url,
-    TELEGRAM_WEBHOOK_URL: `${proxy.url}/telegram/webhook`,
-    TELEGRAM_WEBHOOK_SECRET: SECRET,
-    LOG_LEVEL: 'info',
+  const d = { redisUrl: redis.url, prefix: PREFIX, masterKey: MASTER, dataDir, proxyUrl: proxy.url, botToken: TOKEN, botApiUrl: botApi.url, webhookSecret: SECRET };
+  return deploymentEnv(d, {
     // Behind the proxy: the client address is the X-Forwarded-For entry (per-IP form limits).
     TRUST_PROXY: '1',
     // SIGTERM: answers may finish for 3 s, then they are cut off with a notice.
     BYOK_DRAIN_SECONDS: '3',
     ...extra,
-  };
+  });
 }
 
 function startWeb(i: number): ProcHandle {

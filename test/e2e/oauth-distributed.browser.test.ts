@@ -14,7 +14,7 @@ import { startFakeCodeAssist, type FakeCodeAssist } from '../support/fake-code-a
 import { startFakeOAuth, type FakeOAuth, type FakeProvider } from '../support/fake-oauth.ts';
 import { startFakeAnthropic, startFakeOpenAI, type FakeVendor } from '../support/fake-vendors.ts';
 import { freePort, waitFor } from '../support/form.ts';
-import { deliverUpdate, privateTextUpdate } from '../support/webhook.ts';
+import { deliverUpdate, deploymentEnv, privateTextUpdate } from '../support/webhook.ts';
 import { startPrivateRedis, startProcess, startRoundRobinProxy, waitForOutput, type PrivateRedis, type ProcHandle, type RoundRobinProxy } from '../support/processes.ts';
 
 /**
@@ -62,21 +62,10 @@ function syncVendorKeys(): void {
 }
 
 function env(extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    REDIS_URL: redis.url,
-    BYOK_REDIS_PREFIX: PREFIX,
-    BYOK_MASTER_KEY: MASTER,
-    BYOK_DATA_DIR: dataDir,
-    BYOK_ALLOW_PRIVATE_BASE_URLS: '1',
-    HOST: '127.0.0.1',
-    PUBLIC_URL: proxy.url,
-    TELEGRAM_BOT_TOKEN: TOKEN,
-    TELEGRAM_API_ROOT: botApi.url,
-    TELEGRAM_WEBHOOK_URL: `${proxy.url}/telegram/webhook`,
-    TELEGRAM_WEBHOOK_SECRET: SECRET,
-    LOG_LEVEL: 'info',
+  const d = { redisUrl: redis.url, prefix: PREFIX, masterKey: MASTER, dataDir, proxyUrl: proxy.url, botToken: TOKEN, botApiUrl: botApi.url, webhookSecret: SECRET };
+  return deploymentEnv(d, {
     ...extra,
-  };
+  });
 }
 
 const deliver = (update: Record<string, unknown>) => deliverUpdate(`${proxy.url}/telegram/webhook`, SECRET, update).then(() => undefined);

@@ -38,3 +38,35 @@ export function privateTextUpdate(user: number, text: string, id: number, lang =
     },
   };
 }
+
+/** Where a distributed test's processes find each other. */
+export interface WebhookDeployment {
+  redisUrl: string;
+  prefix: string;
+  masterKey: string;
+  dataDir: string;
+  /** The round-robin proxy in front of the web processes (public URL and webhook host). */
+  proxyUrl: string;
+  botToken: string;
+  botApiUrl: string;
+  webhookSecret: string;
+}
+
+/** The environment of `npm start` / `npm run worker` in distributed mode, Telegram by webhook behind the proxy. */
+export function deploymentEnv(d: WebhookDeployment, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    REDIS_URL: d.redisUrl,
+    BYOK_REDIS_PREFIX: d.prefix,
+    BYOK_MASTER_KEY: d.masterKey,
+    BYOK_DATA_DIR: d.dataDir,
+    BYOK_ALLOW_PRIVATE_BASE_URLS: '1',
+    HOST: '127.0.0.1',
+    PUBLIC_URL: d.proxyUrl,
+    TELEGRAM_BOT_TOKEN: d.botToken,
+    TELEGRAM_API_ROOT: d.botApiUrl,
+    TELEGRAM_WEBHOOK_URL: `${d.proxyUrl}/telegram/webhook`,
+    TELEGRAM_WEBHOOK_SECRET: d.webhookSecret,
+    LOG_LEVEL: 'info',
+    ...extra,
+  };
+}
