@@ -10,11 +10,11 @@ import { VendorError } from '../../src/vendors/errors.ts';
 import type { NetOptions } from '../../src/vendors/net.ts';
 import { Template as TemplateSchema } from '../../src/vendors/template-schema.ts';
 import { getTemplate, loadTemplates, templateModel, type Template } from '../../src/vendors/templates.ts';
-import type { StreamEvent } from '../../src/vendors/types.ts';
 import { classifyGoogle, codeAssistUrl } from '../../src/vendors/wires/gemini-code-assist.ts';
 import { createWire, getWire } from '../../src/vendors/wires/index.ts';
 import { startFakeCodeAssist, type FakeCodeAssist } from '../support/fake-code-assist.ts';
 import { startFakeAnthropic, startFakeOpenAI, type FakeVendor } from '../support/fake-vendors.ts';
+import { collect } from '../support/stream.ts';
 
 const ALLOW: NetOptions = { allowPrivate: true, allowlist: [] };
 const STRICT: NetOptions = { allowPrivate: false, allowlist: [] };
@@ -33,19 +33,6 @@ function fromTemplate(t: Template, p: Partial<CustomModel> = {}): CustomModel {
 
 const tokenOf = (m: CustomModel, token: string) => ({ [m.api_key_env]: enc.encode(token) });
 
-async function collect(it: AsyncIterable<StreamEvent>) {
-  let text = '';
-  let reasoning = '';
-  let usage: StreamEvent | undefined;
-  let done: StreamEvent | undefined;
-  for await (const e of it) {
-    if (e.type === 'text') text += e.text;
-    else if (e.type === 'reasoning') reasoning += e.text;
-    else if (e.type === 'usage') usage = e;
-    else done = e;
-  }
-  return { text, reasoning, usage, done };
-}
 
 describe('OAuth templates', () => {
   const ids = ['qwen-code', 'gemini-cli', 'claude-code'];

@@ -2,9 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CustomModel } from '../../src/registry/types.ts';
 import { VendorError } from '../../src/vendors/errors.ts';
 import type { NetOptions } from '../../src/vendors/net.ts';
-import type { StreamEvent, VendorOutcome, Wire } from '../../src/vendors/types.ts';
+import type { VendorOutcome, Wire } from '../../src/vendors/types.ts';
 import { createWire, getWire } from '../../src/vendors/wires/index.ts';
 import { startFakeAnthropic, startFakeBedrock, startFakeOpenAI, type FakeBehaviour, type FakeVendor } from '../support/fake-vendors.ts';
+import { collect } from '../support/stream.ts';
 
 const ALLOW: NetOptions = { allowPrivate: true, allowlist: [] };
 const STRICT: NetOptions = { allowPrivate: false, allowlist: [] };
@@ -19,19 +20,6 @@ function model(p: Partial<CustomModel>): CustomModel {
   };
 }
 
-async function collect(it: AsyncIterable<StreamEvent>): Promise<{ text: string; reasoning: string; usage?: StreamEvent; done?: StreamEvent }> {
-  let text = '';
-  let reasoning = '';
-  let usage: StreamEvent | undefined;
-  let done: StreamEvent | undefined;
-  for await (const e of it) {
-    if (e.type === 'text') text += e.text;
-    else if (e.type === 'reasoning') reasoning += e.text;
-    else if (e.type === 'usage') usage = e;
-    else done = e;
-  }
-  return { text, reasoning, usage, done };
-}
 
 interface Case {
   wire: 'openai' | 'anthropic' | 'bedrock' | 'azure-openai';

@@ -23,7 +23,7 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { FakeBehaviour, RecordedRequest } from './fake-vendors.ts';
+import { recordingServer, type FakeBehaviour, type RecordedRequest } from './fake-vendors.ts';
 
 export type CodeAssistBehaviour = Extract<
   FakeBehaviour,
@@ -244,27 +244,7 @@ export async function startFakeCodeAssist(opts: FakeCodeAssistOptions = {}): Pro
     res.end();
   }
 
-  const server = http.createServer((req, res) => {
-    const parts: Buffer[] = [];
-    req.on('data', (c: Buffer) => parts.push(c));
-    req.on('end', () => {
-      const raw = Buffer.concat(parts).toString('utf8');
-      let body: unknown;
-      try {
-        body = raw ? JSON.parse(raw) : undefined;
-      } catch {
-        body = undefined;
-      }
-      const headers: Record<string, string> = {};
-      for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : String(v ?? '');
-      const rec: RecordedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers, raw, body, at: Date.now() };
-      requests.push(rec);
-      handle(req, res, rec).catch((e) => {
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: { code: 500, message: String(e), status: 'INTERNAL' } }));
-      });
-    });
-  });
+  const server = recordingServer(requests, handle, (e) => ({ error: { code: 500, message: String(e), status: 'INTERNAL' } }));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   return {

@@ -155,10 +155,17 @@ function chunksOf(text: string): string[] {
   return text.match(/\S+\s*|\s+/g) ?? [];
 }
 
-async function start(kind: Kind, opts: FakeVendorOptions, handler: (st: State, req: http.IncomingMessage, res: http.ServerResponse, rec: RecordedRequest) => Promise<void>): Promise<FakeVendor> {
-  const st: State = { opts: { reply: 'Hello from the fake vendor.', ...opts }, behaviour: 'ok', remaining: undefined, perKey: new Map() };
-  const requests: RecordedRequest[] = [];
-  const server = http.createServer((req, res) => {
+/**
+ * A fake vendor's HTTP server: every request is read whole, recorded (headers flattened, body
+ * parsed as JSON when it is JSON) and handed to `handle`; a handler that throws answers 500
+ * with `internalError(e)` as the body.
+ */
+export function recordingServer(
+  requests: RecordedRequest[],
+  handle: (req: http.IncomingMessage, res: http.ServerResponse, rec: RecordedRequest) => Promise<void>,
+  internalError: (e: unknown) => unknown,
+): http.Server {
+  return http.createServer((req, res) => {
     const parts: Buffer[] = [];
     req.on('data', (c: Buffer) => parts.push(c));
     req.on('end', () => {
@@ -173,13 +180,26 @@ async function start(kind: Kind, opts: FakeVendorOptions, handler: (st: State, r
       for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : String(v ?? '');
       const rec: RecordedRequest = { method: req.method ?? 'GET', path: req.url ?? '/', headers, raw, body, at: Date.now() };
       requests.push(rec);
-      const latency = st.opts.latencyMs ?? 0;
-      (latency > 0 ? sleep(latency) : Promise.resolve()).then(() => handler(st, req, res, rec)).catch((e) => {
+      handle(req, res, rec).catch((e) => {
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: { message: String(e), type: 'fake_error' } }));
+        res.end(JSON.stringify(internalError(e)));
       });
     });
   });
+}
+
+async function start(kind: Kind, opts: FakeVendorOptions, handler: (st: State, req: http.IncomingMessage, res: http.ServerResponse, rec: RecordedRequest) => Promise<void>): Promise<FakeVendor> {
+  const st: State = { opts: { reply: 'Hello from the fake vendor.', ...opts }, behaviour: 'ok', remaining: undefined, perKey: new Map() };
+  const requests: RecordedRequest[] = [];
+  const server = recordingServer(
+    requests,
+    async (req, res, rec) => {
+      const latency = st.opts.latencyMs ?? 0;
+      if (latency > 0) await sleep(latency);
+      await handler(st, req, res, rec);
+    },
+    (e) => ({ error: { message: String(e), type: 'fake_error' } }),
+  );
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
   const url = `http://127.0.0.1:${port}`;
