@@ -29,6 +29,8 @@ export const MAX_INBOUND_CHARS = 16_000;
 // The dependency interfaces live in deps.ts so command modules need not import the router.
 export type { ChatDeps, ChatVault, EnvInputRequester } from './deps.ts';
 
+type PastedKeyHit = ReturnType<typeof detectKeys>;
+
 interface Ctx {
   msg: InboundMessage;
   adapter: ChannelAdapter;
@@ -59,6 +61,17 @@ export class ChatRouter {
   }
 
   async handle(msg: InboundMessage, adapter: ChannelAdapter): Promise<void> {
+    // The guard runs before anything else, on every text-bearing message, addressed to the bot
+    // or not. Only a refusal or an addressed message needs more (the user's language, state):
+    // group chatter without a key costs the fingerprint read and nothing else.
+    let hit: PastedKeyHit | undefined;
+    let guardError: unknown;
+    try {
+      hit = detectKeys(msg.text, { isKnownKey: await this.deps.vault.fingerprintMatcher(msg.workspace) });
+    } catch (e) {
+      guardError = e;
+    }
+    if (!msg.addressed_to_bot && !hit?.refused && guardError === undefined) return;
     const lang = await this.langFor(msg);
     const ctx: Ctx = {
       msg,
@@ -70,8 +83,8 @@ export class ChatRouter {
       },
     };
     try {
-      // The guard runs before anything else, on every text-bearing message.
-      if (await this.refusePastedKey(ctx)) return;
+      if (guardError !== undefined) throw guardError;
+      if (hit?.refused) return void (await this.refusePastedKey(ctx, hit));
       // Checked above with the user's stored-key fingerprints; otherwise not ours to answer.
       if (!msg.addressed_to_bot) return;
       // An edited message is checked for keys (above) but not answered a second time.
@@ -107,12 +120,9 @@ export class ChatRouter {
     return prefs.lang ?? msg.lang ?? 'en';
   }
 
-  /** Pasted-key guard. True when the message was refused. */
-  private async refusePastedKey(ctx: Ctx): Promise<boolean> {
+  /** The pasted-key guard's answer to a refused message: drop pending steps, delete it where possible, say what to do. */
+  private async refusePastedKey(ctx: Ctx, hit: PastedKeyHit): Promise<void> {
     const { msg, adapter } = ctx;
-    const isKnownKey = await this.deps.vault.fingerprintMatcher(msg.workspace);
-    const hit = detectKeys(msg.text, { isKnownKey });
-    if (!hit.refused) return false;
     // Drop any half-finished multi-step action: the example carried a key.
     await this.state.update(this.chatScope(msg), (s) => {
       delete s.pending;
@@ -135,7 +145,6 @@ export class ChatRouter {
     const text = msg.channel === 'wechat' ? [ctx.tr('wechat.key_exposed', { kinds: hit.kinds.join(', ') }), lines.at(-1)!].join('\n') : lines.join('\n');
     await ctx.reply(text);
     this.deps.logger.warn({ channel: msg.channel, kinds: hit.kinds }, 'refused a message carrying an API key');
-    return true;
   }
 
   /** The model a pasted key most probably belongs to: same vendor, else the only one. */
