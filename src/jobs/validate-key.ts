@@ -103,11 +103,10 @@ export function validateKeyHandler(deps: ValidateDeps) {
       await deps.requests.setStatus(sub.token_hash, { code: 'not_found', message: 'The model was removed before the key was checked.', what_to_do: 'none' });
       throw new UnrecoverableJobError('model not found', 'not_found');
     }
-    // ── issue 11, credential choice: a Bedrock API key sent for a key-pair model (or a pair for
+    // Credential choice: a Bedrock API key sent for a key-pair model (or a pair for
     // a bearer model) is probed as that credential; the model switches to it once accepted.
     const model = submittedCredential(got.model, Object.keys(sub.sealed));
     const switchedCredential = model !== got.model;
-    // ── end issue 11 credential choice
     const kind = model.credential_kind ?? 'api_key';
 
     const secrets: Secrets = {};
@@ -195,7 +194,7 @@ export function validateKeyHandler(deps: ValidateDeps) {
           maskFrom?.fill(0);
         }
         masked ??= maskKey(secrets[model.api_key_env]);
-        // issue 11: the accepted credential becomes the model's (and its vendor siblings') before the status update.
+        // The accepted credential becomes the model's (and its vendor siblings') before the status update.
         if (switchedCredential) {
           const used = await deps.registry.use_credential(workspace, model.id, { kind: model.credential_kind ?? 'api_key', api_key_env: model.api_key_env, extra_env_vars: model.extra_env_vars });
           if (!used.ok) deps.logger.warn({ workspace, model_id: model.id, code: used.code }, 'validate-key: the model could not switch to the accepted credential');
